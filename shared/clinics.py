@@ -1,0 +1,110 @@
+"""The clinics file: who the clinics are, how to reach them, and their clinical rules."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.events import E164, TimeZoneName
+
+EXAMPLE_CLINICS = Path(__file__).parent / "data" / "clinics.example.yaml"
+
+
+class ClinicsFileError(ValueError):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Clinician(_Strict):
+    name: str
+    email: str | None = None
+    phone: E164 | None = None
+    on_call: bool = False
+
+
+class ClinicRules(_Strict):
+    """The clinical defaults of DESIGN.md; every field can be overridden per clinic."""
+
+    cycle_interval_weeks: int = Field(12, ge=1, le=52)
+    earliest_routine_day: int = 84
+    booking_reminder_days: tuple[int, ...] = (70, 81)
+    overdue_day: int = 98
+    side_effect_checkin_days: tuple[int, ...] = (2, 7, 14)
+    headache_checkin_days: tuple[int, ...] = (28, 56, 77)
+    send_window_start: time = time(8, 0)
+    send_window_end: time = time(20, 30)
+    checkin_expiry_hours: int = Field(48, ge=1)
+    digest_hour: int = Field(8, ge=0, le=23)
+    non_response_reduction: float = Field(0.30, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _window_is_a_window(self) -> "ClinicRules":
+        if self.send_window_start >= self.send_window_end:
+            raise ValueError("send_window_start must be before send_window_end")
+        return self
+
+
+class Clinic(_Strict):
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    phone: E164
+    timezone: TimeZoneName
+    clinicians: list[Clinician] = Field(min_length=1)
+    rules: ClinicRules = ClinicRules()
+
+    @property
+    def on_call(self) -> list[Clinician]:
+        return [c for c in self.clinicians if c.on_call] or self.clinicians[:1]
+
+
+class ClinicsFile(_Strict):
+    clinics: list[Clinic]
+
+    def by_id(self) -> dict[str, Clinic]:
+        return {c.id: c for c in self.clinics}
+
+
+class Directory:
+    """Look-ups of clinics by id and by the phone number patients text."""
+
+    def __init__(self, clinics: list[Clinic]) -> None:
+        self._by_id = {c.id: c for c in clinics}
+
+    def get(self, clinic_id: str) -> Clinic | None:
+        return self._by_id.get(clinic_id)
+
+    def __contains__(self, clinic_id: object) -> bool:
+        return clinic_id in self._by_id
+
+    def __iter__(self):
+        return iter(self._by_id.values())
+
+
+def parse_clinics(text: str, source: str = "clinics file") -> Directory:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ClinicsFileError(f"{source}: not valid YAML: {exc}") from None
+    try:
+        parsed = ClinicsFile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ClinicsFileError(f"{source}: {problems}") from None
+    return Directory(parsed.clinics)
+
+
+def load_clinics(path: Path | None) -> Directory:
+    path = path or EXAMPLE_CLINICS
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ClinicsFileError(f"cannot read clinics file {path}: {exc.strerror}") from None
+    return parse_clinics(text, str(path))

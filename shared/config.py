@@ -1,0 +1,101 @@
+"""Settings of one cyclecare process, read from the environment once at start-up.
+
+The environment variable names are the contract (DESIGN.md, "Configuration"); the
+``CYCLECARE_*`` extras below them are optional operational knobs. A bad value stops the
+process with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class SettingsError(SystemExit):
+    """Raised (and shown to the operator) when the environment is not valid."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    # --- the contract ---------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    twilio_account_sid: str | None = Field(None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str | None = Field(None, alias="TWILIO_AUTH_TOKEN")
+    twilio_from: str | None = Field(None, alias="TWILIO_FROM")
+    twilio_api_base: str = Field("https://api.twilio.com", alias="TWILIO_API_BASE")
+    smtp_host: str | None = Field(None, alias="SMTP_HOST")
+    smtp_port: int = Field(587, alias="SMTP_PORT", ge=1, le=65535)
+    smtp_username: str | None = Field(None, alias="SMTP_USERNAME")
+    smtp_password: str | None = Field(None, alias="SMTP_PASSWORD")
+    smtp_from: str = Field("cyclecare@localhost", alias="SMTP_FROM")
+    smtp_starttls: bool = Field(False, alias="SMTP_STARTTLS")
+    public_url: str = Field("http://localhost:6066", alias="CYCLECARE_PUBLIC_URL")
+    clinics_file: Path | None = Field(None, alias="CYCLECARE_CLINICS")
+    http_port: int = Field(6066, alias="CYCLECARE_HTTP_PORT", ge=0, le=65535)
+    log_format: str = Field("text", alias="CYCLECARE_LOG_FORMAT")
+    api_token: str | None = Field(None, alias="CYCLECARE_API_TOKEN")
+
+    # --- optional operational settings ----------------------------------------------
+    twilio_messaging_service_sid: str | None = Field(None, alias="TWILIO_MESSAGING_SERVICE_SID")
+    http_host: str = Field("0.0.0.0", alias="CYCLECARE_HTTP_HOST")
+    topic_namespace: str = Field("cyclecare", alias="CYCLECARE_TOPIC_NAMESPACE", pattern=r"^[A-Za-z0-9_.-]+$")
+    partitions: int = Field(8, alias="CYCLECARE_PARTITIONS", ge=1, le=1024)
+    data_dir: Path = Field(Path("var"), alias="CYCLECARE_DATA_DIR")
+    table_store: str = Field("memory://", alias="CYCLECARE_TABLE_STORE")
+    rebalance_timeout: float = Field(60.0, alias="CYCLECARE_REBALANCE_TIMEOUT", gt=0)
+    clock_start: datetime | None = Field(None, alias="CYCLECARE_CLOCK_START")
+    clock_speed: float = Field(1.0, alias="CYCLECARE_CLOCK_SPEED", gt=0)
+    clock_anchor: float | None = Field(None, alias="CYCLECARE_CLOCK_ANCHOR")
+    tick_seconds: float = Field(1.0, alias="CYCLECARE_TICK_SECONDS", gt=0)
+    sms_rate_per_second: float = Field(10.0, alias="CYCLECARE_SMS_RATE", gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CYCLECARE_LOG_LEVEL")
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        return "json" if value.lower() == "json" else "text"
+
+    @field_validator("clock_start")
+    @classmethod
+    def _aware_start(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a UTC offset, e.g. 2026-01-05T09:00:00+00:00")
+        return value
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def broker_url(self) -> str:
+        servers = self.kafka_bootstrap_servers or "localhost:9092"
+        return ";".join(f"kafka://{s.strip()}" for s in servers.split(",") if s.strip())
+
+
+def env_var_names() -> set[str]:
+    """Every environment variable a cyclecare process reads."""
+    return {field.alias for field in Settings.model_fields.values() if field.alias}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    environ = os.environ if environ is None else environ
+    known = env_var_names()
+    values: dict[str, object] = {k: v for k, v in environ.items() if k in known and v != ""}
+    values.update(overrides)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"cyclecare: invalid configuration: {problems}") from None

@@ -1,0 +1,72 @@
+"""Every topic cyclecare uses, in one place.
+
+The contract names are ``cyclecare.<name>``. ``CYCLECARE_TOPIC_NAMESPACE`` replaces the
+``cyclecare`` prefix, so that test runs and staging environments can share a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PUBLIC = ("patients", "treatments", "due", "consent", "checkins", "alerts", "deliveries", "dlq")
+# Internal topics: part of no contract, free to change.
+INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry")
+
+
+@dataclass(frozen=True)
+class Topics:
+    namespace: str = "cyclecare"
+
+    def name(self, short: str) -> str:
+        return f"{self.namespace}.{short}"
+
+    @property
+    def patients(self) -> str:
+        return self.name("patients")
+
+    @property
+    def treatments(self) -> str:
+        return self.name("treatments")
+
+    @property
+    def due(self) -> str:
+        return self.name("due")
+
+    @property
+    def consent(self) -> str:
+        return self.name("consent")
+
+    @property
+    def checkins(self) -> str:
+        return self.name("checkins")
+
+    @property
+    def alerts(self) -> str:
+        return self.name("alerts")
+
+    @property
+    def deliveries(self) -> str:
+        return self.name("deliveries")
+
+    @property
+    def dlq(self) -> str:
+        return self.name("dlq")
+
+    @property
+    def inbound(self) -> str:
+        return self.name("inbound")
+
+    @property
+    def outbound(self) -> str:
+        return self.name("outbound")
+
+    @property
+    def scheduler_commands(self) -> str:
+        return self.name("scheduler-commands")
+
+    @property
+    def notifier_retry(self) -> str:
+        return self.name("notifier-retry")
+
+    def all(self) -> list[str]:
+        return [self.name(t) for t in PUBLIC + INTERNAL]
