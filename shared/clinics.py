@@ -37,6 +37,7 @@ class ClinicRules(_Strict):
     overdue_day: int = 98
     side_effect_checkin_days: tuple[int, ...] = (2, 7, 14)
     headache_checkin_days: tuple[int, ...] = (28, 56, 77)
+    send_time: time = time(10, 0)  # when scheduled patient messages go out, local time
     send_window_start: time = time(8, 0)
     send_window_end: time = time(20, 30)
     checkin_expiry_hours: int = Field(48, ge=1)
@@ -47,6 +48,8 @@ class ClinicRules(_Strict):
     def _window_is_a_window(self) -> "ClinicRules":
         if self.send_window_start >= self.send_window_end:
             raise ValueError("send_window_start must be before send_window_end")
+        if not self.send_window_start <= self.send_time <= self.send_window_end:
+            raise ValueError("send_time must be inside the send window")
         return self
 
 

@@ -155,6 +155,15 @@ class CycleOverdue(DueEvent):
     type: Literal["cycle.overdue"] = "cycle.overdue"
 
 
+class TimerSkipped(DueEvent):
+    """A moment the scheduler decided not to fire (stale after backdating, no consent)."""
+
+    type: Literal["timer.skipped"] = "timer.skipped"
+    skipped_type: str
+    kind: str | None = None
+    reason: str
+
+
 # --- cyclecare.consent --------------------------------------------------------------
 
 
@@ -256,6 +265,34 @@ class InboundSms(Event):
     received_at: AwareDatetime
 
 
+class ReplyReceived(Event):
+    """Survey-internal: an inbound SMS matched to a patient (keyed by patient)."""
+
+    type: Literal["survey.reply"] = "survey.reply"
+    patient_id: str
+    clinic_id: str
+    message_sid: str
+    body: str
+    received_at: AwareDatetime
+
+
+class RetryScheduled(Event):
+    """Notifier-internal: try an outgoing message again, not before ``not_before``."""
+
+    type: Literal["notifier.retry"] = "notifier.retry"
+    outgoing: dict[str, Any]
+    attempt: int = Field(ge=1)
+    not_before: AwareDatetime
+
+
+class TimerFire(Event):
+    """Scheduler-internal command: fire the due timers of one patient (keyed by patient)."""
+
+    type: Literal["scheduler.fire"] = "scheduler.fire"
+    patient_id: str
+    at: AwareDatetime
+
+
 AnyEvent = Annotated[
     Union[
         PatientEnrolled,
@@ -266,6 +303,7 @@ AnyEvent = Annotated[
         CheckinDue,
         CheckinExpired,
         CycleOverdue,
+        TimerSkipped,
         ConsentChanged,
         CheckinCompleted,
         ClinicianAlert,
@@ -275,6 +313,9 @@ AnyEvent = Annotated[
         MessageSuppressed,
         OutboundRequested,
         InboundSms,
+        TimerFire,
+        RetryScheduled,
+        ReplyReceived,
     ],
     Field(discriminator="type"),
 ]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 PUBLIC = ("patients", "treatments", "due", "consent", "checkins", "alerts", "deliveries", "dlq")
 # Internal topics: part of no contract, free to change.
-INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry")
+INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry", "survey-phones", "survey-replies")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,14 @@ class Topics:
     @property
     def notifier_retry(self) -> str:
         return self.name("notifier-retry")
+
+    @property
+    def survey_phones(self) -> str:
+        return self.name("survey-phones")
+
+    @property
+    def survey_replies(self) -> str:
+        return self.name("survey-replies")
 
     def all(self) -> list[str]:
         return [self.name(t) for t in PUBLIC + INTERNAL]

@@ -1,0 +1,61 @@
+"""The one place that wires settings, clock, clinics and adapters into a service."""
+
+from __future__ import annotations
+
+from shared.clinics import ClinicsFileError, load_clinics
+from shared.clock import clock_from
+from shared.config import Settings
+from shared.streaming import Runtime
+
+SERVICES = ("scheduler", "notifier", "survey")
+
+
+def sms_sender(settings: Settings):  # noqa: ANN201
+    from services.notifier.adapters.sms import ConsoleSmsSender, TwilioSmsSender
+
+    if not settings.twilio_configured:
+        return ConsoleSmsSender()
+    return TwilioSmsSender(
+        settings.twilio_account_sid or "",
+        settings.twilio_auth_token or "",
+        from_number=settings.twilio_from,
+        messaging_service_sid=settings.twilio_messaging_service_sid,
+        api_base=settings.twilio_api_base,
+        status_callback=settings.public_url.rstrip("/") + "/twilio/status",
+    )
+
+
+def email_sender(settings: Settings):  # noqa: ANN201
+    from services.notifier.adapters.email import ConsoleEmailSender, SmtpEmailSender
+
+    if not settings.smtp_configured:
+        return ConsoleEmailSender()
+    return SmtpEmailSender(
+        settings.smtp_host or "",
+        settings.smtp_port,
+        sender=settings.smtp_from,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        starttls=settings.smtp_starttls,
+    )
+
+
+def build_service(name: str, settings: Settings) -> Runtime:
+    try:
+        clinics = load_clinics(settings.clinics_file)
+    except ClinicsFileError as exc:
+        raise SystemExit(f"cyclecare: CYCLECARE_CLINICS: {exc}") from None
+    clock = clock_from(settings)
+    if name == "scheduler":
+        from services.scheduler.app import build
+
+        return build(settings, clock, clinics)
+    if name == "notifier":
+        from services.notifier.app import build as build_notifier
+
+        return build_notifier(settings, clinics, sms_sender(settings), email_sender(settings))
+    if name == "survey":
+        from services.survey.app import build as build_survey
+
+        return build_survey(settings, clock, clinics)
+    raise SystemExit(f"cyclecare: unknown service {name!r}; choose one of {', '.join(SERVICES)}")

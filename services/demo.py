@@ -1,0 +1,123 @@
+"""``cyclecare run --demo``: a small clinic, a treatment cycle on a fast clock, and
+patients who answer their check-ins through the real, signed webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+
+import aiohttp
+import click
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from twilio.request_validator import RequestValidator
+
+from shared.codec import DecodeError, decode, encode
+from shared.config import load_settings
+from shared.events import ClinicianAlert, MessageSent, PatientEnrolled, TreatmentRecorded
+from shared.topics import Topics
+
+PATIENTS = [
+    PatientEnrolled(patient_id="demo-ana", clinic_id="rocklin", first_name="Ana", phone="+19165550111",
+                    timezone="America/Los_Angeles", language="en", sms_consent=True, baseline_headache_days=20),
+    PatientEnrolled(patient_id="demo-ben", clinic_id="rocklin", first_name="Ben", phone="+19165550112",
+                    timezone="America/Los_Angeles", language="en", sms_consent=True, baseline_headache_days=18),
+    PatientEnrolled(patient_id="demo-carla", clinic_id="sevilla", first_name="Carla", phone="+34600000113",
+                    timezone="Europe/Madrid", language="es", sms_consent=True, baseline_headache_days=22),
+    PatientEnrolled(patient_id="demo-dan", clinic_id="rocklin", first_name="Dan", phone="+19165550114",
+                    timezone="America/Los_Angeles", language="en", sms_consent=True),
+]
+# What each patient answers, question by question (first answer to the first message, ...).
+SCRIPTS = {
+    "demo-ana": {"checkin_q1": ["yes, it is hard to swallow since yesterday"]},
+    "demo-ben": {"checkin_q1": ["No"], "checkin_q2": ["2s"], "checkin_q3a": ["12"], "checkin_q3b": ["4"]},
+    "demo-carla": {"checkin_q1": ["no"], "checkin_q2": ["0"], "checkin_q3a": ["veinte"], "checkin_q3b": ["8"]},
+    "demo-dan": {"checkin_q1": ["STOP"]},
+}
+
+
+def say(started: float, text: str) -> None:
+    click.secho(f"[demo +{time.monotonic() - started:5.1f}s] {text}", fg="cyan")
+
+
+async def wait_ready(ports: dict[str, int], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        for name, port in ports.items():
+            while True:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"cyclecare: the {name} worker did not become ready in {timeout:.0f}s")
+                await asyncio.sleep(0.5)
+
+
+async def post_reply(http: aiohttp.ClientSession, public_url: str, token: str, phone: str, body: str, sid: str) -> int:
+    url = public_url.rstrip("/") + "/twilio/sms"
+    form = {"MessageSid": sid, "AccountSid": "ACdemo", "From": phone, "To": "+19165550100", "Body": body}
+    signature = RequestValidator(token).compute_signature(url, form)
+    async with http.post(url, data=form, headers={"X-Twilio-Signature": signature}) as response:
+        return response.status
+
+
+async def run_demo(env: dict[str, str], ports: dict[str, int], exit_after: float | None) -> None:
+    settings = load_settings(env)
+    topics = Topics(settings.topic_namespace)
+    started = time.monotonic()
+    say(started, "waiting for the three workers to be ready…")
+    await wait_ready(ports)
+    say(started, "workers ready; enrolling 4 patients, each treated 2 days ago (simulated clock)")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    today = (settings.clock_start or datetime.now()).date()
+    for patient in PATIENTS:
+        await producer.send_and_wait(topics.patients, encode(patient), key=patient.patient_id.encode())
+        treatment = TreatmentRecorded(
+            treatment_id=f"{patient.patient_id}-t1", patient_id=patient.patient_id, clinic_id=patient.clinic_id,
+            administered_on=today - timedelta(days=2), units=155,
+        )
+        await producer.send_and_wait(topics.treatments, encode(treatment), key=patient.patient_id.encode())
+    await producer.stop()
+    await _converse(settings, topics, started, exit_after)
+
+
+async def _converse(settings, topics: Topics, started: float, exit_after: float | None) -> None:  # noqa: ANN001
+    consumer = AIOKafkaConsumer(
+        topics.deliveries, topics.alerts, bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    await consumer.start()
+    phones = {p.patient_id: p.phone for p in PATIENTS}
+    names = {p.patient_id: p.first_name for p in PATIENTS}
+    answered: dict[str, int] = {}
+    first_alert = None
+    deadline = started + exit_after if exit_after else None
+    try:
+        async with aiohttp.ClientSession() as http:
+            while deadline is None or time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for record in (r for records in batch.values() for r in records):
+                    try:
+                        event = decode(record.value)
+                    except DecodeError:
+                        continue
+                    if isinstance(event, ClinicianAlert):
+                        first_alert = first_alert or time.monotonic() - started
+                        say(started, f"ALERT {event.severity.upper()} for {names.get(event.patient_id, event.patient_id)}: {event.summary}")
+                    elif isinstance(event, MessageSent) and event.patient_id in SCRIPTS:
+                        script = SCRIPTS[event.patient_id].get(event.kind, [])
+                        turn = answered.get(f"{event.patient_id}:{event.kind}", 0)
+                        if turn < len(script):
+                            answered[f"{event.patient_id}:{event.kind}"] = turn + 1
+                            body = script[turn]
+                            status = await post_reply(http, settings.public_url, settings.twilio_auth_token or "",
+                                                      phones[event.patient_id], body, f"SMdemo{event.message_key[:20]}{turn}")
+                            say(started, f"{names[event.patient_id]} replies {body!r} (webhook answered {status})")
+    finally:
+        await consumer.stop()
+    if first_alert is not None:
+        say(started, f"first clinician alert {first_alert:.1f}s after start")

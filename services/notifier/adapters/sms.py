@@ -1,0 +1,106 @@
+"""SMS adapters: Twilio (async client) and the console."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from urllib.parse import urlsplit
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from services.notifier.adapters.ports import ProviderError
+
+log = logging.getLogger(__name__)
+
+# Twilio error codes that no retry can fix (DESIGN.md, "Known pitfalls").
+PERMANENT = {"21610", "21211", "21612", "21614", "21606", "21635", "21408", "21617"}
+AUTH_ERRORS = {"20003", "20404"}
+TWILIO_HOST = "https://api.twilio.com"
+
+
+class _RebasedHttpClient(AsyncTwilioHttpClient):
+    """Twilio's async HTTP client with the API host replaced (``TWILIO_API_BASE``).
+
+    Its own ``max_retries`` is never used: a retried POST can send an SMS twice.
+    """
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._base = base_url.rstrip("/")
+
+    async def request(self, method, url, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if self._base != TWILIO_HOST:
+            parts = urlsplit(url)
+            url = self._base + parts.path + (f"?{parts.query}" if parts.query else "")
+        return await super().request(method, url, *args, **kwargs)
+
+
+class TwilioSmsSender:
+    def __init__(
+        self, account_sid: str, auth_token: str, *, from_number: str | None, messaging_service_sid: str | None,
+        api_base: str = TWILIO_HOST, status_callback: str | None = None, timeout: float = 10.0,
+    ) -> None:
+        if not (from_number or messaging_service_sid):
+            raise ValueError("TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID is required to send SMS")
+        self._credentials = (account_sid, auth_token)
+        self._api_base = api_base
+        self._http: _RebasedHttpClient | None = None
+        self._client: Client | None = None
+        self._from = from_number
+        self._service = messaging_service_sid
+        self._status_callback = status_callback
+        self._timeout = timeout
+
+    async def send_sms(self, to: str, body: str, idempotency_key: str) -> str:
+        params: dict[str, str] = {"to": to, "body": body}
+        if self._service:
+            params["messaging_service_sid"] = self._service
+        else:
+            params["from_"] = self._from or ""
+        if self._status_callback:
+            params["status_callback"] = self._status_callback
+        try:
+            # the client ignores its own timeout, so bound the call here
+            message = await asyncio.wait_for(self._twilio().messages.create_async(**params), self._timeout)
+        except TwilioRestException as exc:
+            raise _classify(exc) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise ProviderError(f"network: {type(exc).__name__}", retryable=True) from None
+        return message.sid
+
+    def _twilio(self) -> Client:
+        """The client is made on first use: its HTTP session needs the running loop."""
+        if self._client is None:
+            self._http = _RebasedHttpClient(self._api_base, self._timeout)
+            self._client = Client(*self._credentials, http_client=self._http)
+        return self._client
+
+    async def close(self) -> None:
+        if self._http is not None and self._http.session is not None:
+            await self._http.session.close()
+
+
+def _classify(exc: TwilioRestException) -> ProviderError:
+    code = str(exc.code) if exc.code is not None else None
+    status = exc.status
+    retryable = code == "20429" or status == 429 or status >= 500
+    if code in PERMANENT or code in AUTH_ERRORS:
+        retryable = False
+    return ProviderError(f"twilio {status} code {code}", code=code, status=status, retryable=retryable)
+
+
+class ConsoleSmsSender:
+    """Prints messages instead of sending them: for development and the demo."""
+
+    def __init__(self, stream=None) -> None:  # noqa: ANN001
+        self._stream = stream or sys.stdout
+        self._count = 0
+
+    async def send_sms(self, to: str, body: str, idempotency_key: str) -> str:
+        self._count += 1
+        print(f"[sms to …{to[-4:]}] {body}", file=self._stream, flush=True)
+        return f"console-{idempotency_key[:16]}"

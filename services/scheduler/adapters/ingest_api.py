@@ -1,0 +1,61 @@
+"""``POST /v1/patients`` and ``POST /v1/treatments``: the ingest API for EHR integrations."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Annotated, Union
+
+from aiohttp import web
+from pydantic import Field, TypeAdapter, ValidationError
+
+from shared.clinics import Directory
+from shared.codec import validation_reasons
+from shared.events import PatientDischarged, PatientEnrolled, PatientUpdated, TreatmentRecorded
+from shared.streaming import Runtime
+
+PatientEvent = TypeAdapter(
+    Annotated[Union[PatientEnrolled, PatientUpdated, PatientDischarged], Field(discriminator="type")]
+)
+TreatmentEvent = TypeAdapter(TreatmentRecorded)
+
+
+def _problem(status: int, reason: str, details: list | None = None) -> web.Response:
+    body: dict = {"error": reason}
+    if details:
+        body["details"] = details
+    return web.json_response(body, status=status)
+
+
+def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
+    token = rt.settings.api_token
+
+    async def ingest(request: web.Request, adapter: TypeAdapter, topic: str, default_type: str) -> web.Response:
+        if not token:
+            return _problem(503, "ingest API disabled: CYCLECARE_API_TOKEN is not set")
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return _problem(401, "missing or wrong bearer token")
+        try:
+            body = json.loads(await request.read())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _problem(422, f"body is not JSON: {exc}")
+        if not isinstance(body, dict):
+            return _problem(422, "body must be a JSON object")
+        body.setdefault("type", default_type)
+        try:
+            event = adapter.validate_python(body)
+        except ValidationError as exc:
+            return _problem(422, "invalid event", validation_reasons(exc))
+        if event.clinic_id not in clinics:
+            return _problem(422, "invalid event", [{"field": "clinic_id", "error": f"unknown clinic {event.clinic_id!r}"}])
+        await rt.publish(topic, event.patient_id, event, wait=True)
+        return web.json_response({"status": "accepted", "event_id": event.event_id}, status=202)
+
+    @rt.routes.post("/v1/patients")
+    async def patients(request: web.Request) -> web.Response:
+        return await ingest(request, PatientEvent, rt.topics.patients, "patient.enrolled")
+
+    @rt.routes.post("/v1/treatments")
+    async def treatments(request: web.Request) -> web.Response:
+        return await ingest(request, TreatmentEvent, rt.topics.treatments, "treatment.recorded")

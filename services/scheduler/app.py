@@ -1,0 +1,113 @@
+"""Faust wiring of the scheduler: events in, the pure rules of ``domain``, events out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from shared import metrics
+from shared.clinics import ClinicRules, Directory
+from shared.clock import Clock
+from shared.config import Settings
+from shared.events import (
+    ConsentChanged,
+    Event,
+    PatientDischarged,
+    PatientSnapshot,
+    TimerFire,
+    TreatmentRecorded,
+)
+from shared.streaming import Runtime
+from services.scheduler import domain
+from services.scheduler.adapters.ingest_api import add_ingest_routes
+from services.scheduler.timerwheel import TimerWheel
+
+log = logging.getLogger(__name__)
+
+
+class UnknownClinic(ValueError):
+    pass
+
+
+def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
+    rt = Runtime("scheduler", settings)
+    schedules = rt.table("schedules")
+    wheel = TimerWheel()
+    needs_rebuild = [True]
+    topics = rt.topics
+
+    def rules_for(clinic_id: str | None) -> ClinicRules:
+        clinic = clinics.get(clinic_id or "")
+        if clinic is None:
+            raise UnknownClinic(f"clinic {clinic_id!r} is not in the clinics file")
+        return clinic.rules
+
+    def load(patient_id: str) -> domain.PatientSchedule:
+        stored = schedules.get(patient_id)
+        if stored is None:
+            return domain.PatientSchedule(patient_id=patient_id)
+        return domain.PatientSchedule.model_validate(stored)
+
+    async def apply(outcome: domain.Outcome) -> None:
+        schedule = outcome.schedule
+        schedules[schedule.patient_id] = schedule.model_dump(mode="json")
+        wheel.set(schedule.patient_id, schedule.next_fire_at())
+        for short, event in outcome.emit:
+            await rt.publish(topics.name(short), schedule.patient_id, event)
+        for timer in outcome.skipped:
+            log.info("skipped %s day %s of treatment cycle %s", timer.event_type, timer.day, timer.cycle)
+
+    async def on_patient(key: str, event: Event) -> None:
+        if isinstance(event, PatientDischarged):
+            await apply(domain.on_discharged(load(event.patient_id), event))
+        elif isinstance(event, PatientSnapshot):
+            rules = rules_for(event.clinic_id)
+            await apply(domain.on_patient(load(event.patient_id), event, rules, clock.now()))
+
+    async def on_treatment(key: str, event: Event) -> None:
+        if isinstance(event, TreatmentRecorded):
+            rules_for(event.clinic_id)
+            schedule = load(event.patient_id)
+            rules = rules_for(schedule.clinic_id or event.clinic_id)
+            await apply(domain.on_treatment(schedule, event, rules, clock.now()))
+
+    async def on_consent(key: str, event: Event) -> None:
+        if isinstance(event, ConsentChanged):
+            await apply(domain.on_consent(load(event.patient_id), event))
+
+    async def on_command(key: str, event: Event) -> None:
+        if isinstance(event, TimerFire):
+            schedule = load(event.patient_id)
+            if schedule.pending:
+                await apply(domain.fire_due(schedule, rules_for(schedule.clinic_id), clock.now()))
+
+    handlers: dict[str, Callable] = {
+        topics.patients: on_patient,
+        topics.treatments: on_treatment,
+        topics.consent: on_consent,
+        topics.scheduler_commands: on_command,
+    }
+    for topic, handler in handlers.items():
+        rt.agent(topic, handler, name=f"scheduler_{handler.__name__}")
+
+    @rt.app.on_partitions_assigned.connect
+    async def _assigned(app, assigned, **kwargs) -> None:  # noqa: ANN001
+        needs_rebuild[0] = True
+
+    @rt.app.timer(settings.tick_seconds)
+    async def tick() -> None:
+        if not rt.ready():
+            return
+        now = clock.now()
+        if needs_rebuild[0]:
+            needs_rebuild[0] = False
+            wheel.clear()
+            for patient_id, stored in list(schedules.items()):
+                wheel.set(patient_id, domain.PatientSchedule.model_validate(stored).next_fire_at())
+        metrics.TIMERS_PENDING.set(len(wheel))
+        metrics.TIMERS_OVERDUE.set(wheel.overdue(now))
+        for patient_id in wheel.pop_due(now):
+            await rt.publish(topics.scheduler_commands, patient_id, TimerFire(patient_id=patient_id, at=now))
+
+    add_ingest_routes(rt, clinics)
+    return rt

@@ -1,0 +1,50 @@
+"""An in-memory index of when each patient's next timer fires.
+
+The durable truth is the ``schedules`` table; this index only makes a tick cost
+proportional to the timers that are due (a heap pop each), not to the patients held.
+It is rebuilt from the table after every rebalance.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime
+
+
+class TimerWheel:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, str]] = []
+        self._earliest: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._earliest)
+
+    def set(self, patient_id: str, when: datetime | None) -> None:
+        """Make ``when`` the next moment of ``patient_id`` (``None``: nothing pending)."""
+        if when is None:
+            self._earliest.pop(patient_id, None)
+            return
+        stamp = when.timestamp()
+        if self._earliest.get(patient_id) == stamp:
+            return
+        self._earliest[patient_id] = stamp
+        heapq.heappush(self._heap, (stamp, patient_id))
+
+    def pop_due(self, now: datetime) -> list[str]:
+        """Patients with a timer due at ``now``, each once; they leave the wheel until
+        their schedule is saved again."""
+        limit, due = now.timestamp(), []
+        while self._heap and self._heap[0][0] <= limit:
+            stamp, patient_id = heapq.heappop(self._heap)
+            if self._earliest.get(patient_id) == stamp:  # skip entries replaced since
+                del self._earliest[patient_id]
+                due.append(patient_id)
+        return due
+
+    def overdue(self, now: datetime) -> int:
+        limit = now.timestamp()
+        return sum(1 for stamp, _ in self._heap[:64] if stamp <= limit)
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._earliest.clear()

@@ -1,0 +1,77 @@
+"""``POST /twilio/sms``: Twilio's inbound SMS webhook.
+
+Checks the signature against the public URL Twilio called, publishes the raw message to
+the internal inbound topic, and only then answers with empty TwiML. Interpretation
+happens downstream, so the answer is fast and nothing is lost if this process dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+
+import phonenumbers
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from shared import metrics
+from shared.events import InboundSms
+from shared.streaming import Runtime
+
+log = logging.getLogger(__name__)
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+REQUIRED = ("MessageSid", "From", "To", "AccountSid")
+
+
+def public_url_of(request: web.Request, public_base: str) -> str:
+    """The URL Twilio signed: the configured public base, this path and the query string."""
+    query = f"?{request.query_string}" if request.query_string else ""
+    return public_base.rstrip("/") + request.path + query
+
+
+def normalise_phone(raw: str) -> str | None:
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def verify_twilio(request: web.Request, form: dict[str, str], auth_token: str | None, public_base: str) -> web.Response | None:
+    """``None`` when the request is Twilio's; otherwise the error response to send."""
+    if not auth_token:
+        return web.Response(status=503, text="webhook disabled: TWILIO_AUTH_TOKEN is not set")
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not RequestValidator(auth_token).validate(public_url_of(request, public_base), form, signature):
+        return web.Response(status=403, text="invalid Twilio signature")
+    return None
+
+
+def add_sms_webhook(rt: Runtime) -> None:
+    settings = rt.settings
+
+    @rt.routes.post("/twilio/sms")
+    async def inbound_sms(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+            refused = verify_twilio(request, form, settings.twilio_auth_token, settings.public_url)
+            if refused is not None:
+                log.warning("refused an inbound SMS webhook: %s", refused.text)
+                return refused
+            missing = [f for f in REQUIRED if not form.get(f)]
+            sender = normalise_phone(form.get("From", ""))
+            if missing or sender is None or "Body" not in form:
+                reason = f"missing fields: {', '.join(missing)}" if missing else "Body is missing" if "Body" not in form else "From is not a phone number"
+                return web.Response(status=400, text=f"not a Twilio SMS: {reason}")
+            message = InboundSms(
+                message_sid=form["MessageSid"], from_phone=sender, to_phone=form["To"], body=form["Body"],
+                received_at=datetime.now(timezone.utc),
+            )
+            await rt.publish(rt.topics.inbound, sender, message, wait=True)
+            return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+        finally:
+            metrics.WEBHOOK_LATENCY.labels("/twilio/sms").observe(time.perf_counter() - started)

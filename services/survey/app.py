@@ -1,0 +1,117 @@
+"""Faust wiring of the survey.
+
+inbound (keyed by phone) --match phone, drop duplicate MessageSids--> survey-replies
+(keyed by patient) --conversation rules--> outbound, alerts, consent, checkins.
+The phone index is fed by re-keying patient snapshots by phone (survey-phones), so every
+table is written only from the partition that owns its key.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared.clinics import Directory
+from shared.clock import Clock
+from shared.config import Settings
+from shared.events import (
+    CheckinDue,
+    CheckinExpired,
+    ConsentChanged,
+    Event,
+    InboundSms,
+    OutboundRequested,
+    PatientDischarged,
+    PatientSnapshot,
+    ReplyReceived,
+    deterministic_id,
+)
+from shared.streaming import Runtime
+from services.survey import domain
+from services.survey.adapters.webhook import add_sms_webhook
+from services.survey.parsing import parse_reply
+
+log = logging.getLogger(__name__)
+SIDS_REMEMBERED = 200
+
+
+def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
+    rt = Runtime("survey", settings)
+    topics = rt.topics
+    phones = rt.table("phones")
+    files = rt.table("files")
+
+    def load(patient_id: str) -> domain.PatientFile:
+        stored = files.get(patient_id)
+        return domain.PatientFile.model_validate(stored) if stored else domain.PatientFile(patient_id=patient_id)
+
+    async def apply(outcome: domain.Outcome) -> None:
+        files[outcome.file.patient_id] = outcome.file.model_dump(mode="json")
+        for short, event in outcome.emit:
+            await rt.publish(topics.name(short), outcome.file.patient_id, event)
+
+    # --- keyed by patient -------------------------------------------------------
+
+    async def on_patient(key: str, event: Event) -> None:
+        if isinstance(event, PatientSnapshot):
+            if event.clinic_id not in clinics:
+                raise ValueError(f"clinic {event.clinic_id!r} is not in the clinics file")
+            await apply(domain.on_patient(load(event.patient_id), event))
+            await rt.publish(topics.survey_phones, event.phone, event)
+        elif isinstance(event, PatientDischarged):
+            await apply(domain.Outcome(file=load(event.patient_id).model_copy(update={"discharged": True, "open": None})))
+
+    async def on_due(key: str, event: Event) -> None:
+        if isinstance(event, CheckinDue):
+            await apply(domain.on_checkin_due(load(event.patient_id), event))
+        elif isinstance(event, CheckinExpired):
+            await apply(domain.on_checkin_expired(load(event.patient_id), event, clock.now()))
+
+    async def on_consent(key: str, event: Event) -> None:
+        if isinstance(event, ConsentChanged) and event.source != "sms_keyword" and event.channel in ("sms", "all"):
+            await apply(domain.Outcome(file=load(event.patient_id).model_copy(update={"opted_out": not event.granted})))
+
+    async def on_reply(key: str, event: Event) -> None:
+        if isinstance(event, ReplyReceived):
+            file = load(event.patient_id)
+            question = file.open.question if file.open else None
+            reply = parse_reply(event.body, question)
+            await apply(domain.on_reply(file, event.body, event.message_sid, reply, clock.now()))
+
+    # --- keyed by phone ---------------------------------------------------------
+
+    async def on_phone(key: str, event: Event) -> None:
+        if isinstance(event, PatientSnapshot):
+            known = phones.get(event.phone) or {}
+            phones[event.phone] = known | {"patient_id": event.patient_id, "clinic_id": event.clinic_id}
+
+    async def on_inbound(key: str, event: Event) -> None:
+        if not isinstance(event, InboundSms):
+            return
+        entry = phones.get(event.from_phone) or {}
+        seen = entry.get("sids", [])
+        if event.message_sid in seen:
+            return  # Twilio delivered the same message twice
+        phones[event.from_phone] = entry | {"sids": [*seen, event.message_sid][-SIDS_REMEMBERED:]}
+        if "patient_id" not in entry:
+            log.info("SMS from a number no clinic knows (%s chars); sent the neutral reply", len(event.body))
+            await rt.publish(topics.outbound, event.from_phone, OutboundRequested(
+                event_id=deterministic_id("unknown", event.from_phone), message_key=deterministic_id("unknown", event.from_phone),
+                patient_id=None, clinic_id="", to_phone=event.from_phone, kind="unknown_sender",
+            ))
+            return
+        await rt.publish(topics.survey_replies, entry["patient_id"], ReplyReceived(
+            event_id=event.message_sid, patient_id=entry["patient_id"], clinic_id=entry["clinic_id"],
+            message_sid=event.message_sid, body=event.body, received_at=event.received_at,
+        ))
+
+    for topic, handler in {
+        topics.patients: on_patient,
+        topics.due: on_due,
+        topics.consent: on_consent,
+        topics.survey_replies: on_reply,
+        topics.survey_phones: on_phone,
+        topics.inbound: on_inbound,
+    }.items():
+        rt.agent(topic, handler, name=f"survey_{handler.__name__}")
+    add_sms_webhook(rt)
+    return rt

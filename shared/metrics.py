@@ -1,0 +1,24 @@
+"""Prometheus metrics every worker exposes at ``GET /metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+READY = Gauge("cyclecare_ready", "1 when the worker is connected, assigned and recovered", ["service"])
+CONSUMED = Counter("cyclecare_events_consumed_total", "Events consumed", ["service", "topic"])
+FAILED = Counter("cyclecare_events_failed_total", "Events dead-lettered or failed", ["service", "topic"])
+MESSAGES = Counter("cyclecare_messages_total", "Outgoing messages by channel and outcome", ["channel", "outcome"])
+ALERTS = Counter("cyclecare_alerts_total", "Clinician alerts raised", ["severity"])
+URGENT_UNDELIVERED = Gauge("cyclecare_urgent_alerts_undelivered", "Urgent alerts not yet sent to a clinician")
+TIMERS_PENDING = Gauge("cyclecare_timers_pending", "Durable timers waiting to fire on this worker")
+TIMERS_OVERDUE = Gauge("cyclecare_timers_overdue", "Timers past their moment and not yet fired")
+WEBHOOK_LATENCY = Histogram(
+    "cyclecare_webhook_latency_seconds",
+    "Time to answer a Twilio webhook",
+    ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+PROVIDER_LAST_SUCCESS = Gauge(
+    "cyclecare_provider_last_success_timestamp_seconds", "Unix time of the last successful provider call", ["provider"]
+)
+PROVIDER_FAILURES = Counter("cyclecare_provider_failures_total", "Failed provider calls", ["provider", "code"])

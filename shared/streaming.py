@@ -1,0 +1,212 @@
+"""Faust plumbing shared by the three services: the app factory, decoding with a
+dead-letter topic, the HTTP server (webhooks, health, readiness, metrics), and the worker
+entry point. Services stay free of this detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from aiohttp import web
+from mode import Service
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared import metrics
+from shared.broker import ensure_topics
+from shared.codec import DecodeError, dead_letter, decode, encode
+from shared.config import Settings
+from shared.events import Event
+from shared.logs import configure_logging
+from shared.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """One service's Faust app with its topics, DLQ and HTTP routes."""
+
+    def __init__(self, service: str, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.topics = Topics(settings.topic_namespace)
+        (settings.data_dir / service).mkdir(parents=True, exist_ok=True)
+        self.app = faust.App(
+            f"{settings.topic_namespace}-{service}",
+            broker=settings.broker_url,
+            store=settings.table_store,
+            datadir=str(settings.data_dir / service),
+            topic_partitions=settings.partitions,
+            topic_replication_factor=1,
+            table_standby_replicas=0,
+            web_enabled=False,
+            broker_rebalance_timeout=settings.rebalance_timeout,
+            broker_session_timeout=max(10.0, min(settings.rebalance_timeout, 60.0)),
+            broker_heartbeat_interval=min(3.0, settings.rebalance_timeout / 3),
+            broker_commit_interval=1.0,
+            producer_linger=0.0,
+            stream_wait_empty=False,
+            consumer_auto_offset_reset="earliest",
+        )
+        self.routes = web.RouteTableDef()
+        self._topic_cache: dict[str, faust.TopicT] = {}
+        self._add_health_routes()
+        self.app.service(_HttpServer(self))
+        self.app.service(_TopicCreator(self))
+
+    # --- topics -------------------------------------------------------------------
+
+    def topic(self, name: str) -> faust.TopicT:
+        if name not in self._topic_cache:
+            self._topic_cache[name] = self.app.topic(
+                name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=self.settings.partitions,
+            )
+        return self._topic_cache[name]
+
+    def table(self, name: str) -> faust.TableT:
+        """A table of JSON values keyed by strings, co-partitioned with the topics."""
+        schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
+        return self.app.Table(name, default=None, schema=schema, partitions=self.settings.partitions)
+
+    async def publish(self, topic: str, key: str, event: Event, *, wait: bool = False) -> None:
+        future = await self.topic(topic).send(key=key.encode(), value=encode(event))
+        if wait:
+            await future
+
+    # --- consuming ----------------------------------------------------------------
+
+    async def dead_letter(self, record: Any, error: str) -> None:
+        message = record.message
+        metrics.FAILED.labels(self.service, message.topic).inc()
+        log.warning(
+            "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
+        )
+        value = dead_letter(
+            record.value,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            error=error,
+            service=self.service,
+        )
+        await self.topic(self.topics.dlq).send(key=record.key, value=value)
+
+    def agent(self, topic: str, handler: Callable[[str, Event], Awaitable[None]], name: str) -> None:
+        """Run ``handler`` on every decoded event of ``topic``; a failing handler
+        dead-letters that event and the agent carries on."""
+
+        async def consume(stream: faust.StreamT) -> None:
+            async for record in stream.events():
+                message = record.message
+                metrics.CONSUMED.labels(self.service, message.topic).inc()
+                try:
+                    event = decode(record.value)
+                except DecodeError as exc:
+                    await self.dead_letter(record, str(exc))
+                    continue
+                key = record.key.decode() if isinstance(record.key, bytes) else ""
+                try:
+                    await handler(key, event)
+                except Exception as exc:  # one bad event must never stop the agent
+                    log.exception("%s failed on %s %s", name, event.type, event.event_id)
+                    await self.dead_letter(record, f"{type(exc).__name__}: {exc}")
+
+        consume.__name__ = name
+        consume.__qualname__ = f"{self.service}.{name}"
+        self.app.agent(self.topic(topic), name=name, concurrency=1)(consume)
+
+    # --- readiness ----------------------------------------------------------------
+
+    def ready(self) -> bool:
+        app = self.app
+        try:
+            assigned = bool(app.consumer.assignment())
+            recovered = app.tables.recovery.completed.is_set()
+        except Exception:
+            return False
+        return app.started and assigned and recovered and not app.rebalancing
+
+    def _add_health_routes(self) -> None:
+        @self.routes.get("/healthz")
+        async def healthz(request: web.Request) -> web.Response:
+            return web.json_response({"status": "alive", "service": self.service})
+
+        @self.routes.get("/readyz")
+        async def readyz(request: web.Request) -> web.Response:
+            ready = self.ready()
+            metrics.READY.labels(self.service).set(1 if ready else 0)
+            return web.json_response(
+                {"ready": ready, "service": self.service}, status=200 if ready else 503
+            )
+
+        @self.routes.get("/metrics")
+        async def prometheus(request: web.Request) -> web.Response:
+            metrics.READY.labels(self.service).set(1 if self.ready() else 0)
+            return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    # --- running ------------------------------------------------------------------
+
+    def run_worker(self) -> None:
+        configure_logging(self.settings.log_format, self.settings.log_level)
+        worker = faust.Worker(
+            self.app,
+            loglevel=self.settings.log_level,
+            quiet=True,
+            override_logging=False,
+        )
+        worker.execute_from_commandline()
+
+
+class _TopicCreator(Service):
+    """Creates every topic before the consumer subscribes (Kafka clusters often have
+    automatic topic creation disabled)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        super().__init__()
+
+    async def on_first_start(self) -> None:
+        settings = self.runtime.settings
+        await ensure_topics(
+            settings.kafka_bootstrap_servers or "localhost:9092",
+            self.runtime.topics.all(),
+            settings.partitions,
+        )
+
+
+class _HttpServer(Service):
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._runner: web.AppRunner | None = None
+        super().__init__()
+
+    async def on_start(self) -> None:
+        web_app = web.Application()
+        web_app.add_routes(self.runtime.routes)
+        self._runner = web.AppRunner(web_app, access_log=None)
+        await self._runner.setup()
+        settings = self.runtime.settings
+        site = web.TCPSite(self._runner, settings.http_host, settings.http_port)
+        await site.start()
+        log.info("%s: HTTP on %s:%s", self.runtime.service, settings.http_host, settings.http_port)
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return predicate()
