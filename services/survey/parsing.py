@@ -105,6 +105,7 @@ class NumberWords(_Strict):
     nothing: Words
     unsure: tuple[str, ...] = ()
     every_day: tuple[str, ...] = ()
+    denominators: tuple[str, ...] = ()
     period_units: Words
     day_units: Words
 
@@ -148,8 +149,8 @@ _TOKEN = re.compile(
     r"(?P<number>\d+)"
     r"|(?P<word>[^\W\d_]+(?:'[^\W\d_]+)*|[&/+])"
     r"|(?P<emoji>[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff])"
-    r"|(?P<stop>[.;:!?\n]+)"
-    r"|(?P<comma>,)"
+    r"|(?P<stop>[.;!\n]+)"
+    r"|(?P<comma>[,:?])"
 )
 _REPEATS = re.compile(r"(.)\1+")
 
@@ -234,6 +235,7 @@ class Lexicon:
     nothing: frozenset[str]
     unsure: frozenset[str]
     every_day: tuple[str, ...]
+    denominators: frozenset[str]
     period_units: frozenset[str]
     day_units: frozenset[str]
     mild: frozenset[str]
@@ -272,6 +274,7 @@ def lexicon() -> Lexicon:
         nothing=_normalised(vocab.numbers.nothing),
         unsure=_normalised(vocab.numbers.unsure),
         every_day=tuple(" ".join(_words(tokenise(phrase))) for phrase in vocab.numbers.every_day),
+        denominators=_normalised(vocab.numbers.denominators),
         period_units=_normalised(vocab.numbers.period_units),
         day_units=_normalised(vocab.numbers.day_units),
         mild=_normalised(vocab.severity.mild),
@@ -335,7 +338,8 @@ def _clauses(tokens: Sequence[Token], lex: Lexicon) -> Iterator[list[str]]:
 
 
 def _sentences(tokens: Sequence[Token], lex: Lexicon) -> Iterator[list[list[str]]]:
-    """Pieces no negation reaches across, each split further at its commas."""
+    """Pieces no negation reaches across, each split further at its commas (and at the
+    "?" and ":" of "Swallowing? No." and "Breathing: fine")."""
     segments: list[list[str]] = [[]]
     for token in tokens:
         if token.kind == "stop" or token.text in lex.breaks:
@@ -350,10 +354,11 @@ def _sentences(tokens: Sequence[Token], lex: Lexicon) -> Iterator[list[list[str]
 
 def _join_list_segments(segments: list[list[str]], lex: Lexicon) -> Iterator[list[str]]:
     """ "no trouble swallowing, breathing or speaking": a comma-separated list of symptoms
-    stays in the clause of its negation; any other comma starts a new clause."""
+    stays in the clause of its negation, and "Swallowing? No" reads as "swallowing no";
+    any other comma starts a new clause."""
     clause: list[str] = []
     for segment in filter(None, segments):
-        if clause and _ends_with_symptom(clause, lex) and _is_symptom_list(segment, lex):
+        if clause and _continues(clause, segment, lex):
             clause = clause + segment
         else:
             if clause:
@@ -361,6 +366,18 @@ def _join_list_segments(segments: list[list[str]], lex: Lexicon) -> Iterator[lis
             clause = segment
     if clause:
         yield clause
+
+
+def _continues(clause: Sequence[str], segment: Sequence[str], lex: Lexicon) -> bool:
+    if _is_symptom_list(segment, lex):
+        return _ends_with_symptom(clause, lex)
+    return _is_symptom_list(clause, lex) and _is_verdict(segment, lex)
+
+
+def _is_verdict(segment: Sequence[str], lex: Lexicon) -> bool:
+    """ "No", "all fine", "no problems": an answer about the symptoms just named."""
+    verdicts = lex.cues | lex.reassurance | lex.trouble | lex.no
+    return any(word in verdicts for word in segment[: lex.rules.after_window])
 
 
 def _ends_with_symptom(words: Sequence[str], lex: Lexicon) -> bool:
@@ -474,7 +491,8 @@ def _words_before(words: Sequence[str], mention: Mention, covered: set[int], lex
 
 
 def _reassured_after(words: Sequence[str], mention: Mention, covered: set[int], lex: Lexicon) -> bool:
-    """ "swallowing is fine", "breathing no problem"; not "vision is not good"."""
+    """ "swallowing is fine", "breathing no problem"; not "vision is not good" nor
+    "breathing is not easy"."""
     after = [w for i, w in enumerate(words) if i >= mention.end and i not in covered and w not in lex.joiners]
     negated = False
     for word in after[: lex.rules.after_window]:
@@ -484,16 +502,28 @@ def _reassured_after(words: Sequence[str], mention: Mention, covered: set[int], 
             return not negated
         elif word in lex.trouble:
             return negated
-    return False
+    return _is_a_bare_no(after, lex)
+
+
+def _is_a_bare_no(after: Sequence[str], lex: Lexicon) -> bool:
+    """ "Swallowing: no" answers no; "breathing is not" leaves the symptom standing."""
+    return 0 < len(after) <= lex.rules.after_window and after[-1] in lex.no
 
 
 # --- answers to the open question ---------------------------------------------------------
 
 
 def _read_yes_no(tokens: Sequence[Token], lex: Lexicon) -> bool | None:
-    opening = [_squeezed(t.text) for t in tokens if t.kind in ("word", "emoji", "number")][:2]
-    said_yes = any(word in lex.yes for word in opening)
-    said_no = any(word in lex.no for word in opening)
+    """The first two words decide; emoji only when there are no words ("No 👍" is a no)."""
+    opening = [token for token in tokens if token.kind in ("word", "emoji", "number")][:2]
+    words = [_squeezed(token.text) for token in opening if token.kind != "emoji"]
+    said = _polarity(words, lex)
+    return said if said is not None else _polarity([t.text for t in opening if t.kind == "emoji"], lex)
+
+
+def _polarity(words: Sequence[str], lex: Lexicon) -> bool | None:
+    said_yes = any(word in lex.yes for word in words)
+    said_no = any(word in lex.no for word in words)
     return None if said_yes == said_no else said_yes
 
 
@@ -504,7 +534,8 @@ class NumberMention:
 
 
 def _numbers_in(words: Sequence[str], lex: Lexicon, durations: frozenset[str]) -> list[NumberMention]:
-    """Every number said in digits or words, except durations ("for 3 weeks")."""
+    """Every number said in digits or words, except durations ("for 3 weeks") and
+    denominators ("out of 28")."""
     found: list[NumberMention] = []
     position = 0
     while position < len(words):
@@ -513,7 +544,7 @@ def _numbers_in(words: Sequence[str], lex: Lexicon, durations: frozenset[str]) -
             position += 1
             continue
         mention = _with_units(words, NumberMention(position, value), lex)
-        if not _followed_by(words, mention.position, durations):
+        if not _followed_by(words, mention.position, durations) and not _is_denominator(words, position, lex):
             found.append(mention)
         position = mention.position + 1
     return found
@@ -534,6 +565,10 @@ def _with_units(words: Sequence[str], tens: NumberMention, lex: Lexicon) -> Numb
     if unit is None or not 1 <= unit <= 9 or words[following].isdigit():
         return tens
     return NumberMention(following, tens.value + unit)
+
+
+def _is_denominator(words: Sequence[str], position: int, lex: Lexicon) -> bool:
+    return position > 0 and words[position - 1] in lex.denominators
 
 
 def _followed_by(words: Sequence[str], position: int, units: frozenset[str]) -> bool:

@@ -158,6 +158,18 @@ RED_FLAGS_ANYTIME = [
     pytest.param("I'm not able to swallow", None, flags("dysphagia"), id="not-able-to-swallow"),
     pytest.param("I don't think I can swallow", None, flags("dysphagia"), id="dont-think-i-can"),
     pytest.param("vision is not good", None, flags("vision"), id="vision-not-good"),
+    pytest.param("breathing is not easy", None, flags("dyspnea"), id="breathing-not-easy"),
+    pytest.param("Had a little trouble talking yesterday", None, flags("dysarthria"), id="trouble-talking"),
+    pytest.param("Swallowing? Yes", None, flags("dysphagia"), id="label-then-yes"),
+    pytest.param("Not sure? I have double vision", None, flags("vision"), id="unsure-then-symptom"),
+    pytest.param(
+        "vision, swallowing, breathing: all bad",
+        None,
+        flags("dysphagia", "dyspnea", "vision"),
+        id="list-then-all-bad",
+    ),
+    pytest.param("Vision: no, but swallowing is hard", None, flags("dysphagia"), id="label-no-but-symptom"),
+    pytest.param("I feel weak all over and can't breathe", None, flags("dyspnea", "generalized_weakness"), id="two-flags-with-and"),
 ]
 
 NEGATIONS = [
@@ -192,6 +204,14 @@ NEGATIONS = [
     pytest.param("had a headache this week", None, flags(), id="ordinary-news"),
     pytest.param("my neck is a bit weak", None, flags(), id="neck-weakness-is-not-generalized"),
     pytest.param("my eyelid is drooping a bit", None, flags(), id="ptosis-is-not-vision"),
+    pytest.param("Swallowing: no problems. Breathing: no problems.", None, flags(), id="labels-no-problems"),
+    pytest.param("Swallowing? No. Breathing? No. Vision? Nope", None, flags(), id="labels-answered-no"),
+    pytest.param("vision, swallowing, breathing: all fine", None, flags(), id="list-then-all-fine"),
+    pytest.param("swallowing no", None, flags(), id="symptom-then-bare-no"),
+    pytest.param("I swallowed my pills fine", None, flags(), id="swallowed-pills-fine"),
+    pytest.param("I have not had any trouble with swallowing", None, flags(), id="long-negation"),
+    pytest.param("I talked to the doctor", None, flags(), id="talked-to-the-doctor"),
+    pytest.param("todo bien, sin problemas", None, flags(), id="es-todo-bien"),
 ]
 
 Q1_ANSWERS = [
@@ -227,6 +247,9 @@ Q1_ANSWERS = [
     pytest.param("ok", Q1, unclear(), id="q1-ok-is-unclear"),
     pytest.param("yes no", Q1, unclear(), id="q1-both-is-unclear"),
     pytest.param("what does this mean", Q1, unclear(), id="q1-question-back"),
+    pytest.param("No 👍", Q1, no(), id="q1-no-with-thumbs-up-is-no"),
+    pytest.param("Nada", Q1, no(), id="q1-es-nada"),
+    pytest.param("Nope, no swallowing issues, no breathing issues", Q1, no(), id="q1-nope-with-negated-list"),
 ]
 
 Q2_ANSWERS = [
@@ -261,6 +284,9 @@ Q2_ANSWERS = [
     pytest.param("12", Q2, unclear(), id="q2-12-out-of-range"),
     pytest.param("0 and 2", Q2, unclear(), id="q2-none-and-some-is-unclear"),
     pytest.param("my neck hurts", Q2, unclear(), id="q2-words-only-unclear"),
+    pytest.param("I have 2 but it's very mild", Q2, effects(effect(2, "mild")), id="q2-severity-later-in-sentence"),
+    pytest.param("uno y dos", Q2, effects(effect(1), effect(2)), id="q2-es-uno-y-dos"),
+    pytest.param("1m3s", Q2, effects(effect(1, "mild"), effect(3, "severe")), id="q2-no-spaces"),
     pytest.param("2 and I can't swallow", Q2, effects(effect(2), red_flags=("dysphagia",)), id="q2-with-red-flag"),
 ]
 
@@ -287,6 +313,11 @@ Q3_ANSWERS = [
     pytest.param("every day", Q3A, days(28), id="q3-every-day"),
     pytest.param("in the last 4 weeks I had 6", Q3A, days(6), id="q3-period-is-not-an-answer"),
     pytest.param("not sure", Q3A, unclear(), id="q3-not-sure"),
+    pytest.param("15 out of 28", Q3A, days(15), id="q3-out-of-28"),
+    pytest.param("15/28", Q3A, days(15), id="q3-slash-28"),
+    pytest.param("every single day", Q3A, days(28), id="q3-every-single-day"),
+    pytest.param("2 weeks", Q3A, unclear(), id="q3-weeks-are-not-days"),
+    pytest.param("treinta", Q3A, unclear(), id="q3-es-treinta-too-many"),
     pytest.param("no idea", Q3A, unclear(), id="q3-no-idea"),
     pytest.param("3", Q3B, days(3), id="q3b-3"),
     pytest.param("two days", Q3B, days(2), id="q3b-two-days"),
