@@ -28,4 +28,6 @@ create cyclecare.inbound            --config retention.ms=$((7 * DAY_MS))
 create cyclecare.outbound           --config retention.ms=$((7 * DAY_MS))
 create cyclecare.scheduler-commands --config retention.ms=$((7 * DAY_MS))
 create cyclecare.notifier-retry     --config retention.ms=$((7 * DAY_MS))
+create cyclecare.survey-phones      --config retention.ms=$((7 * DAY_MS))
+create cyclecare.survey-replies     --config retention.ms=$((7 * DAY_MS))
 echo "cyclecare topics are in place"
