@@ -323,13 +323,14 @@ class Mention:
 def detect_red_flags(text: str) -> tuple[str, ...]:
     """The red-flag codes a patient reports anywhere in ``text``, negations respected."""
     lex = lexicon()
-    reported = {
-        mention.code
-        for clause in _clauses(tokenise(text), lex)
-        for mention in _mentions(clause, lex)
-        if _is_reported(clause, mention, lex)
-    }
+    reported = {code for clause in _clauses(tokenise(text), lex) for code in _reported_in(clause, lex)}
     return tuple(code for code in RED_FLAG_CODES if code in reported)
+
+
+def _reported_in(clause: Sequence[str], lex: Lexicon) -> set[RedFlagCode]:
+    mentions = _mentions(clause, lex)
+    covered = _covered(mentions)
+    return {mention.code for mention in mentions if _is_reported(clause, mention, covered, lex)}
 
 
 def _clauses(tokens: Sequence[Token], lex: Lexicon) -> Iterator[list[str]]:
@@ -357,21 +358,23 @@ def _join_list_segments(segments: list[list[str]], lex: Lexicon) -> Iterator[lis
     stays in the clause of its negation, and "Swallowing? No" reads as "swallowing no";
     any other comma starts a new clause."""
     clause: list[str] = []
+    previous: list[str] = []
     for segment in filter(None, segments):
-        if clause and _continues(clause, segment, lex):
+        if clause and _continues(previous, segment, lex):
             clause = clause + segment
         else:
             if clause:
                 yield clause
             clause = segment
+        previous = segment
     if clause:
         yield clause
 
 
-def _continues(clause: Sequence[str], segment: Sequence[str], lex: Lexicon) -> bool:
+def _continues(previous: Sequence[str], segment: Sequence[str], lex: Lexicon) -> bool:
     if _is_symptom_list(segment, lex):
-        return _ends_with_symptom(clause, lex)
-    return _is_symptom_list(clause, lex) and _is_verdict(segment, lex)
+        return _ends_with_symptom(previous, lex)
+    return _is_symptom_list(previous, lex) and _is_verdict(segment, lex)
 
 
 def _is_verdict(segment: Sequence[str], lex: Lexicon) -> bool:
@@ -457,14 +460,13 @@ def _edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
-def _is_reported(words: Sequence[str], mention: Mention, lex: Lexicon) -> bool:
+def _is_reported(words: Sequence[str], mention: Mention, covered: set[int], lex: Lexicon) -> bool:
     """Whether the patient says they have the symptom, rather than that they do not.
 
     "can't swallow", "no puedo tragar", "not able to breathe" report it; "no trouble
     swallowing", "swallowing is fine" do not; "no respiro bien" does (the negation
     governs the "well", not the symptom).
     """
-    covered = _covered(_mentions(words, lex))
     before = set(_words_before(words, mention, covered, lex))
     signals = before | set(words[mention.start : mention.end])
     if signals & lex.inability or (signals & lex.cues and signals & lex.ability):
@@ -613,7 +615,7 @@ def _severity_in(words: Sequence[str], lex: Lexicon) -> Severity | None:
     return None
 
 
-_SEVERITY_RANK = {None: 0, "mild": 1, "severe": 2}
+_SEVERITY_RANK: dict[Severity | None, int] = {None: 0, "mild": 1, "severe": 2}
 
 
 def _merged(effects: Iterator[Effect]) -> tuple[Effect, ...]:

@@ -5,6 +5,7 @@ Each row is one SMS, the question open when it arrived, and the whole Reply expe
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -396,3 +397,10 @@ def test_unquoted_yes_in_vocabulary_fails_loudly(tmp_path: Path) -> None:
     path.write_text(broken, encoding="utf-8")
     with pytest.raises(ValidationError):
         load_vocabulary(path)
+
+
+def test_a_long_rambling_reply_is_read_quickly() -> None:
+    rambling = ("swallowing, breathing, speech, vision, " * 40)[:1600]  # an SMS is at most 1600 characters
+    started = time.perf_counter()
+    parse_reply(rambling, Q1)
+    assert time.perf_counter() - started < 1.0
