@@ -41,19 +41,9 @@ CONSUMES = {
     "notifier": {"due", "alerts", "outbound", "consent", "notifier-retry", "patients"},
     "survey": {"inbound", "due", "patients", "consent", "survey-phones", "survey-replies"},
 }
-KNOWN_METRICS = {
-    "cyclecare_ready",
-    "cyclecare_events_consumed_total",
-    "cyclecare_events_failed_total",
-    "cyclecare_messages_total",
-    "cyclecare_alerts_total",
-    "cyclecare_urgent_alerts_undelivered",
-    "cyclecare_timers_pending",
-    "cyclecare_timers_overdue",
-    "cyclecare_webhook_latency_seconds",
-    "cyclecare_provider_last_success_timestamp_seconds",
-    "cyclecare_provider_failures_total",
-    "kafka_consumergroup_lag",
+# The metrics the code registers (shared/metrics.py), and kafka-exporter's lag.
+KNOWN_METRICS = set(re.findall(r'"(cyclecare_[a-z_]+)"', (ROOT / "shared" / "metrics.py").read_text())) | {
+    "kafka_consumergroup_lag"
 }
 
 
