@@ -16,11 +16,9 @@ COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
 RUN python -m pip wheel --no-deps --wheel-dir /wheels .
-# RocksDB bindings for CYCLECARE_TABLE_STORE=rocksdb:// (faust-streaming's rocksdict driver).
-# They belong in pyproject's dependencies; until they are there the image adds them, pinned.
-ARG ROCKSDB_BINDINGS="rocksdict==0.3.29"
+# The [rocksdb] extra brings the pinned RocksDB bindings for CYCLECARE_TABLE_STORE=rocksdb://.
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install /wheels/*.whl ${ROCKSDB_BINDINGS} \
+ && /opt/venv/bin/pip install "$(ls /wheels/*.whl)[rocksdb]" \
  && /opt/venv/bin/cyclecare --help >/dev/null
 
 # ---- final: the interpreter, the venv, nothing else ----------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from shared.config import load_settings
+from shared.streaming import create_topics
 
 SERVICES = ("scheduler", "notifier", "survey")
 # `cyclecare run` gives each worker its own port: survey (webhooks) gets CYCLECARE_HTTP_PORT.
@@ -50,6 +51,7 @@ def run(demo: bool, speed: float, exit_after: float | None) -> None:
 
         broker = EmbeddedBroker().start()
         env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+        asyncio.run(create_topics(load_settings(env)))
         env.setdefault("CYCLECARE_REBALANCE_TIMEOUT", "2")
         click.echo(f"embedded Kafka-protocol broker on {broker.bootstrap_servers}")
     env.setdefault("CYCLECARE_HTTP_HOST", "127.0.0.1")

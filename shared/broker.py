@@ -99,7 +99,7 @@ class EmbeddedBroker:
         self.stop()
 
 
-async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int) -> None:
+async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, replication: int = 1) -> None:
     """Create the topics that do not exist yet (idempotent; safe from every worker)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     for attempt in range(30):
@@ -116,7 +116,7 @@ async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: i
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                    [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing]
                 )
             except TopicAlreadyExistsError:
                 pass

@@ -46,6 +46,7 @@ class Settings(BaseModel):
     http_host: str = Field("0.0.0.0", alias="CYCLECARE_HTTP_HOST")
     topic_namespace: str = Field("cyclecare", alias="CYCLECARE_TOPIC_NAMESPACE", pattern=r"^[A-Za-z0-9_.-]+$")
     partitions: int = Field(8, alias="CYCLECARE_PARTITIONS", ge=1, le=1024)
+    replication_factor: int = Field(1, alias="CYCLECARE_REPLICATION_FACTOR", ge=1, le=7)
     data_dir: Path = Field(Path("var"), alias="CYCLECARE_DATA_DIR")
     table_store: str = Field("memory://", alias="CYCLECARE_TABLE_STORE")
     rebalance_timeout: float = Field(60.0, alias="CYCLECARE_REBALANCE_TIMEOUT", gt=0)
@@ -54,6 +55,8 @@ class Settings(BaseModel):
     clock_anchor: float | None = Field(None, alias="CYCLECARE_CLOCK_ANCHOR")
     tick_seconds: float = Field(1.0, alias="CYCLECARE_TICK_SECONDS", gt=0)
     sms_rate_per_second: float = Field(10.0, alias="CYCLECARE_SMS_RATE", gt=0)
+    sms_burst: float | None = Field(None, alias="CYCLECARE_SMS_BURST", ge=1)  # default: a tenth of a second's rate
+    notifier_in_flight: int = Field(64, alias="CYCLECARE_NOTIFIER_IN_FLIGHT", ge=1, le=10000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CYCLECARE_LOG_LEVEL")
 
     @field_validator("log_format")

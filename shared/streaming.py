@@ -40,7 +40,7 @@ class Runtime:
             store=settings.table_store,
             datadir=str(settings.data_dir / service),
             topic_partitions=settings.partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=settings.replication_factor,
             table_standby_replicas=0,
             web_enabled=False,
             broker_rebalance_timeout=settings.rebalance_timeout,
@@ -55,7 +55,6 @@ class Runtime:
         self._topic_cache: dict[str, faust.TopicT] = {}
         self._add_health_routes()
         self.app.service(_HttpServer(self))
-        self.app.service(_TopicCreator(self))
 
     # --- topics -------------------------------------------------------------------
 
@@ -156,6 +155,9 @@ class Runtime:
 
     def run_worker(self) -> None:
         configure_logging(self.settings.log_format, self.settings.log_level)
+        # Before Faust subscribes: a broker that creates topics on first use would give
+        # them its default partition count and break co-partitioning with the tables.
+        asyncio.run(create_topics(self.settings))
         worker = faust.Worker(
             self.app,
             loglevel=self.settings.log_level,
@@ -163,23 +165,6 @@ class Runtime:
             override_logging=False,
         )
         worker.execute_from_commandline()
-
-
-class _TopicCreator(Service):
-    """Creates every topic before the consumer subscribes (Kafka clusters often have
-    automatic topic creation disabled)."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        super().__init__()
-
-    async def on_first_start(self) -> None:
-        settings = self.runtime.settings
-        await ensure_topics(
-            settings.kafka_bootstrap_servers or "localhost:9092",
-            self.runtime.topics.all(),
-            settings.partitions,
-        )
 
 
 class _HttpServer(Service):
@@ -201,6 +186,16 @@ class _HttpServer(Service):
     async def on_stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+async def create_topics(settings: Settings) -> None:
+    """Create every cyclecare topic that is missing (Kafka clusters often forbid auto-creation)."""
+    await ensure_topics(
+        settings.kafka_bootstrap_servers or "localhost:9092",
+        Topics(settings.topic_namespace).all(),
+        settings.partitions,
+        settings.replication_factor,
+    )
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
