@@ -45,9 +45,11 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         return domain.PatientFile.model_validate(stored) if stored else domain.PatientFile(patient_id=patient_id)
 
     async def apply(outcome: domain.Outcome) -> None:
-        files[outcome.file.patient_id] = outcome.file.model_dump(mode="json")
+        # Events first, then the file: a crash in between redelivers the cause to the old
+        # file, which gives the same events again (same ids), rather than losing them.
         for short, event in outcome.emit:
             await rt.publish(topics.name(short), outcome.file.patient_id, event)
+        files[outcome.file.patient_id] = outcome.file.model_dump(mode="json")
 
     # --- keyed by patient -------------------------------------------------------
 
@@ -58,7 +60,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
             await apply(domain.on_patient(load(event.patient_id), event))
             await rt.publish(topics.survey_phones, event.phone, event)
         elif isinstance(event, PatientDischarged):
-            await apply(domain.Outcome(file=load(event.patient_id).model_copy(update={"discharged": True, "open": None})))
+            await apply(domain.on_discharged(load(event.patient_id)))
 
     async def on_due(key: str, event: Event) -> None:
         if isinstance(event, CheckinDue):
@@ -67,8 +69,8 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
             await apply(domain.on_checkin_expired(load(event.patient_id), event, clock.now()))
 
     async def on_consent(key: str, event: Event) -> None:
-        if isinstance(event, ConsentChanged) and event.source != "sms_keyword" and event.channel in ("sms", "all"):
-            await apply(domain.Outcome(file=load(event.patient_id).model_copy(update={"opted_out": not event.granted})))
+        if isinstance(event, ConsentChanged) and event.source != "sms_keyword":
+            await apply(domain.on_consent(load(event.patient_id), event))
 
     async def on_reply(key: str, event: Event) -> None:
         if isinstance(event, ReplyReceived):
@@ -91,9 +93,14 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         seen = entry.get("sids", [])
         if event.message_sid in seen:
             return  # Twilio delivered the same message twice
+        await forward(entry, event)
+        # recorded after forwarding: a crash in between forwards it again, and the
+        # conversation agent drops the copy by its MessageSid
         phones[event.from_phone] = entry | {"sids": [*seen, event.message_sid][-SIDS_REMEMBERED:]}
+
+    async def forward(entry: dict, event: InboundSms) -> None:
         if "patient_id" not in entry:
-            log.info("SMS from a number no clinic knows (%s chars); sent the neutral reply", len(event.body))
+            log.info("SMS from a number no clinic knows (%s chars); asked for the neutral reply", len(event.body))
             await rt.publish(topics.outbound, event.from_phone, OutboundRequested(
                 event_id=deterministic_id("unknown", event.from_phone), message_key=deterministic_id("unknown", event.from_phone),
                 patient_id=None, clinic_id="", to_phone=event.from_phone, kind="unknown_sender",

@@ -2,12 +2,14 @@
 
 A :class:`PatientFile` is everything the survey keeps about one patient (a table value).
 Each ``on_*`` function takes the file and an event and returns an :class:`Outcome`:
-the new file and the events to publish.
+the new file and the events to publish. Every event an outcome carries has an id derived
+from its cause (the reply's MessageSid, the check-in id), so a redelivered cause gives
+the same events and downstream ledgers drop the copies.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -34,7 +36,16 @@ TEMPLATE_OF: dict[Question, str] = {
     "q3b_medication_days": "checkin_q3b",
 }
 RED_FLAG_SUMMARY = "Patient reports a red-flag symptom after treatment"
+# NICE TA260: stop if headache days fall by less than 30% after two treatment cycles, or
+# once the migraine is episodic (fewer than 15 headache days a month) for three months.
 NON_RESPONSE_AFTER_CYCLES = 2
+RESPONSE_THRESHOLD = 0.30
+CHRONIC_DAYS = 15
+EPISODIC_MONTHS = 3
+# Two headache reports further apart than this leave a month unreported: not consecutive.
+MAX_GAP_BETWEEN_MONTHS = timedelta(days=42)
+# How many handled MessageSids and closed check-ins a file remembers (redelivery guards).
+REMEMBERED = 50
 
 
 class Conversation(BaseModel):
@@ -42,10 +53,22 @@ class Conversation(BaseModel):
     kind: str
     treatment_id: str | None = None
     cycle: int | None = None
+    day: int | None = None
+    due_at: datetime | None = None
     question: Question
     attempts: int = 0
     answers: dict[str, Any] = Field(default_factory=dict)
     raw: list[str] = Field(default_factory=list)
+
+
+class HeadacheReading(BaseModel):
+    """One answered headache-frequency check-in: days out of the 4 weeks before ``at``."""
+
+    cycle: int
+    day: int
+    days: int
+    at: datetime
+    checkin_id: str
 
 
 class PatientFile(BaseModel):
@@ -57,7 +80,11 @@ class PatientFile(BaseModel):
     opted_out: bool = False
     discharged: bool = False
     open: Conversation | None = None
-    headache_days: dict[str, int] = Field(default_factory=dict)  # "cycle:day" -> days
+    readings: dict[str, HeadacheReading] = Field(default_factory=dict)  # "cycle:day" -> reading
+    non_response_cycles: list[int] = Field(default_factory=list)  # cycles already flagged
+    episodic_reported_from: str | None = None  # the first month of the run already reported
+    handled_sids: list[str] = Field(default_factory=list)
+    closed_checkins: list[str] = Field(default_factory=list)
 
 
 class Outcome(BaseModel):
@@ -69,6 +96,10 @@ class Outcome(BaseModel):
         return self
 
 
+def reading_key(cycle: int, day: int) -> str:
+    return f"{cycle}:{day}"
+
+
 def on_patient(file: PatientFile, event: PatientSnapshot) -> Outcome:
     return Outcome(file=file.model_copy(update={
         "clinic_id": event.clinic_id, "first_name": event.first_name, "language": event.language,
@@ -76,61 +107,109 @@ def on_patient(file: PatientFile, event: PatientSnapshot) -> Outcome:
     }))
 
 
+def on_discharged(file: PatientFile) -> Outcome:
+    return Outcome(file=file.model_copy(update={"discharged": True, "open": None}))
+
+
+def on_consent(file: PatientFile, event: ConsentChanged) -> Outcome:
+    """Consent changed elsewhere (the EHR, Twilio's 21610): the survey follows it."""
+    if event.channel not in ("sms", "all"):
+        return Outcome(file=file)
+    update: dict[str, Any] = {"opted_out": not event.granted}
+    if not event.granted:
+        update["open"] = None
+    return Outcome(file=file.model_copy(update=update))
+
+
 def on_checkin_due(file: PatientFile, event: CheckinDue) -> Outcome:
-    """Open the check-in (the notifier sends its first question); it supersedes an
-    unanswered older one."""
+    """Open the check-in (the notifier sends its first question). It supersedes an
+    unanswered older one, which the clinic then sees as unanswered; a check-in already
+    open or closed (a redelivered event) and a patient who opted out change nothing."""
+    if file.opted_out or file.discharged or event.checkin_id in file.closed_checkins:
+        return Outcome(file=file)
     if file.open and file.open.checkin_id == event.checkin_id:
-        return Outcome(file=file)  # redelivered
+        return Outcome(file=file)
     conversation = Conversation(
         checkin_id=event.checkin_id, kind=event.kind, treatment_id=event.treatment_id,
-        cycle=event.cycle, question=FIRST_QUESTION[event.kind],
+        cycle=event.cycle, day=event.day, due_at=event.due_at, question=FIRST_QUESTION[event.kind],
     )
-    return Outcome(file=file.model_copy(update={"open": conversation}))
+    outcome = Outcome(file=file)
+    if file.open:
+        outcome = _unanswered(file, file.open, event.due_at, superseded_by=event.checkin_id)
+    return Outcome(file=outcome.file.model_copy(update={"open": conversation}), emit=outcome.emit)
 
 
 def on_checkin_expired(file: PatientFile, event: CheckinExpired, now: datetime) -> Outcome:
     if not file.open or file.open.checkin_id != event.checkin_id:
         return Outcome(file=file)
-    outcome = Outcome(file=file.model_copy(update={"open": None}))
-    return outcome.add("alerts", _alert(
-        file, "routine", ["no_reply"], "Check-in got no answer before it expired.",
-        now, {"checkin_id": event.checkin_id, "kind": file.open.kind}, cause=event.checkin_id,
-    ))
+    return _unanswered(file, file.open, now)
 
 
 def on_reply(file: PatientFile, text: str, message_sid: str, reply: Reply, now: datetime) -> Outcome:
+    """A patient's message, read against the question open when it arrived."""
+    if message_sid in file.handled_sids:
+        return Outcome(file=file)  # redelivered: its events went out the first time
+    outcome = _react(file, text, message_sid, reply, now)
+    sids = [*outcome.file.handled_sids, message_sid][-REMEMBERED:]
+    return Outcome(file=outcome.file.model_copy(update={"handled_sids": sids}), emit=outcome.emit)
+
+
+def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime) -> Outcome:
     if reply.keyword:
-        return _keyword(file, reply.keyword, message_sid, now)
+        return KEYWORD_HANDLERS[reply.keyword](file, sid, now)
     if reply.red_flags or (file.open and file.open.question == "q1_red_flags" and reply.yes_no):
-        return _urgent(file, text, message_sid, reply, now)
+        return _urgent(file, text, sid, reply, now)
     if file.open is None:
         return Outcome(file=file).add("alerts", _alert(
             file, "routine", ["patient_message"], "Patient sent a message outside a check-in.",
-            now, {"reply": text}, cause=message_sid,
+            now, {"reply": text}, cause=sid,
         ))
     if not reply.understood:
-        return _unreadable(file, text, message_sid, now)
-    return _answer(file, text, message_sid, reply, now)
+        return _unreadable(file, text, sid, now)
+    return _answer(file, text, sid, reply, now)
+
+
+# --- keywords -----------------------------------------------------------------------
+
+
+def _help(file: PatientFile, sid: str, now: datetime) -> Outcome:
+    return Outcome(file=file).add("outbound", _ask(file, "help", sid))
+
+
+def _opt_out(file: PatientFile, sid: str, now: datetime) -> Outcome:
+    """Honoured at once: the open check-in closes, consent is revoked, one confirmation.
+    A second STOP from a patient already opted out sends nothing at all."""
+    if file.opted_out:
+        return Outcome(file=file)
+    closed = _closing(file, file.open.checkin_id) if file.open else file
+    outcome = Outcome(file=closed.model_copy(update={"opted_out": True, "open": None}))
+    outcome.add("consent", _consent(file, sid, granted=False, now=now))
+    return outcome.add("outbound", _ask(file, "opt_out_confirmation", sid))
+
+
+def _opt_in(file: PatientFile, sid: str, now: datetime) -> Outcome:
+    outcome = Outcome(file=file.model_copy(update={"opted_out": False}))
+    if file.opted_out:
+        outcome.add("consent", _consent(file, sid, granted=True, now=now))
+    return outcome.add("outbound", _ask(file, "opt_in_confirmation", sid))
+
+
+def _consent(file: PatientFile, sid: str, *, granted: bool, now: datetime) -> ConsentChanged:
+    return ConsentChanged(
+        event_id=deterministic_id("consent", sid), patient_id=file.patient_id, clinic_id=file.clinic_id,
+        channel="sms", granted=granted, source="sms_keyword", occurred_at=now,
+    )
+
+
+KEYWORD_HANDLERS = {"help": _help, "stop": _opt_out, "start": _opt_in}
 
 
 # --- the branches of a reply ------------------------------------------------------
 
 
-def _keyword(file: PatientFile, keyword: str, sid: str, now: datetime) -> Outcome:
-    if keyword == "help":
-        return Outcome(file=file).add("outbound", _ask(file, "help", sid))
-    granted = keyword == "start"
-    updated = file.model_copy(update={"opted_out": not granted, "open": None if not granted else file.open})
-    outcome = Outcome(file=updated)
-    outcome.add("consent", ConsentChanged(
-        event_id=deterministic_id("consent", sid), patient_id=file.patient_id, clinic_id=file.clinic_id,
-        channel="sms", granted=granted, source="sms_keyword", occurred_at=now,
-    ))
-    kind = "opt_in_confirmation" if granted else "opt_out_confirmation"
-    return outcome.add("outbound", _ask(file, kind, sid))
-
-
 def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime) -> Outcome:
+    """Safety first: the reply and the alert go out whatever question is open; a reply
+    that also answers the open question (other than Q1) is then taken as that answer."""
     reasons = list(reply.red_flags) or ["red_flag_reported"]
     evidence: dict[str, Any] = {"reply": text, "message_sid": sid}
     outcome = Outcome(file=file)
@@ -138,8 +217,13 @@ def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime)
         evidence["checkin_id"] = file.open.checkin_id
         if file.open.question == "q1_red_flags":
             outcome = _complete(file, file.open, {"red_flags": True, "red_flag_reasons": reasons}, text, now)
-    outcome.add("outbound", _ask(file, "safety_reply", sid, urgent=True))
-    return outcome.add("alerts", _alert(file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(reasons)}.", now, evidence, cause=sid))
+        elif reply.understood:
+            outcome = _answer(file, text, sid, reply, now)
+    outcome.emit.insert(0, ("alerts", _alert(
+        file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(reasons)}.", now, evidence, cause=sid,
+    )))
+    outcome.emit.insert(0, ("outbound", _ask(file, "safety_reply", sid, urgent=True)))
+    return outcome
 
 
 def _unreadable(file: PatientFile, text: str, sid: str, now: datetime) -> Outcome:
@@ -160,13 +244,13 @@ def _answer(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime)
     assert conversation is not None
     question = conversation.question
     if question == "q1_red_flags":  # a NO: go on to the common effects
-        return _next(file, conversation, "q2_common_effects", {"red_flags": False}, text, sid)
+        return _next(file, conversation, "q2_common_effects", {"red_flags": False}, text)
     if question == "q3a_headache_days":
-        return _next(file, conversation, "q3b_medication_days", {"headache_days": reply.number}, text, sid)
+        return _next(file, conversation, "q3b_medication_days", {"headache_days": reply.number}, text)
     if question == "q3b_medication_days":
         outcome = _complete(file, conversation, {"medication_days": reply.number}, text, now)
         outcome.add("outbound", _ask(file, "checkin_thanks", sid))
-        return _judge_response(outcome, now)
+        return judge_response(outcome, now)
     effects = [e.model_dump() for e in reply.effects or ()]
     outcome = _complete(file, conversation, {"effects": effects}, text, now)
     outcome.add("outbound", _ask(file, "checkin_thanks", sid))
@@ -191,7 +275,7 @@ def _describe(reply: Reply) -> list[str]:
     return [f"{e.reason}{f' ({e.severity})' if e.severity else ''}" for e in reply.effects or ()]
 
 
-def _next(file: PatientFile, conversation: Conversation, question: Question, answers: dict, text: str, sid: str) -> Outcome:
+def _next(file: PatientFile, conversation: Conversation, question: Question, answers: dict, text: str) -> Outcome:
     updated = conversation.model_copy(update={
         "question": question, "attempts": 0, "answers": conversation.answers | answers, "raw": [*conversation.raw, text],
     })
@@ -199,12 +283,20 @@ def _next(file: PatientFile, conversation: Conversation, question: Question, ans
     return outcome.add("outbound", _ask(file, TEMPLATE_OF[question], f"{conversation.checkin_id}:{question}"))
 
 
+def _closing(file: PatientFile, checkin_id: str) -> PatientFile:
+    closed = [*file.closed_checkins, checkin_id][-REMEMBERED:]
+    return file.model_copy(update={"open": None, "closed_checkins": closed})
+
+
 def _complete(file: PatientFile, conversation: Conversation, answers: dict, text: str, now: datetime) -> Outcome:
     all_answers = conversation.answers | answers
-    history = dict(file.headache_days)
-    if "headache_days" in all_answers and all_answers["headache_days"] is not None:
-        history[f"{conversation.cycle}:{conversation.checkin_id}"] = all_answers["headache_days"]
-    outcome = Outcome(file=file.model_copy(update={"open": None, "headache_days": history}))
+    closed = _closing(file, conversation.checkin_id)
+    days = all_answers.get("headache_days")
+    if days is not None and conversation.cycle is not None and conversation.day is not None:
+        reading = HeadacheReading(cycle=conversation.cycle, day=conversation.day, days=days,
+                                  at=conversation.due_at or now, checkin_id=conversation.checkin_id)
+        closed = closed.model_copy(update={"readings": file.readings | {reading_key(reading.cycle, reading.day): reading}})
+    outcome = Outcome(file=closed)
     return outcome.add("checkins", CheckinCompleted(
         event_id=deterministic_id("completed", conversation.checkin_id), occurred_at=now,
         patient_id=file.patient_id, clinic_id=file.clinic_id, checkin_id=conversation.checkin_id,
@@ -213,24 +305,93 @@ def _complete(file: PatientFile, conversation: Conversation, answers: dict, text
     ))
 
 
-def _judge_response(outcome: Outcome, now: datetime) -> Outcome:
-    """NICE TA260: stop if headache days fell by less than 30% after two cycles."""
+def _unanswered(file: PatientFile, conversation: Conversation, now: datetime, *, superseded_by: str | None = None) -> Outcome:
+    """Closes a check-in nobody finished; the clinic sees it in the digest. An expiry and
+    a supersession of the same check-in give the same alert id."""
+    evidence: dict[str, Any] = {"checkin_id": conversation.checkin_id, "kind": conversation.kind,
+                                "question": conversation.question, "answers": conversation.answers}
+    summary = "Check-in got no answer before it expired."
+    if superseded_by:
+        evidence["superseded_by"] = superseded_by
+        summary = "Check-in got no complete answer before the next one replaced it."
+    outcome = Outcome(file=_closing(file, conversation.checkin_id))
+    return outcome.add("alerts", _alert(file, "routine", ["no_reply"], summary, now, evidence, cause=conversation.checkin_id))
+
+
+# --- outcomes over months (NICE TA260) ------------------------------------------------
+
+
+def judge_response(outcome: Outcome, now: datetime) -> Outcome:
+    outcome = _judge_non_response(outcome, now)
+    return _judge_episodic(outcome, now)
+
+
+def chronological(readings: dict[str, HeadacheReading]) -> list[HeadacheReading]:
+    return sorted(readings.values(), key=lambda r: (r.at, r.cycle, r.day))
+
+
+def _judge_non_response(outcome: Outcome, now: datetime) -> Outcome:
+    """Headache days fell by less than 30% from baseline once two cycles were reported:
+    one `review` alert per cycle."""
     file = outcome.file
     baseline = file.baseline_headache_days
-    cycles = sorted({int(k.split(":")[0]) for k in file.headache_days if k.split(":")[0].isdigit()})
-    if not baseline or len(cycles) < NON_RESPONSE_AFTER_CYCLES:
+    readings = chronological(file.readings)
+    if not baseline or not readings:
         return outcome
-    latest_cycle = cycles[-1]
-    latest = [v for k, v in file.headache_days.items() if k.startswith(f"{latest_cycle}:")][-1]
-    reduction = (baseline - latest) / baseline
-    if reduction < 0.30:
-        outcome.add("alerts", _alert(
-            file, "review", ["non_response"],
-            f"Headache days {baseline} -> {latest} ({reduction:.0%} reduction) after {len(cycles)} cycles; below the 30% response threshold.",
-            now, {"baseline_headache_days": baseline, "latest_headache_days": latest, "reduction": round(reduction, 3), "cycles": len(cycles)},
-            cause=f"non_response:{latest_cycle}",
-        ))
-    return outcome
+    latest = readings[-1]
+    cycles = sorted({r.cycle for r in readings if r.cycle <= latest.cycle})
+    if len(cycles) < NON_RESPONSE_AFTER_CYCLES or latest.cycle in file.non_response_cycles:
+        return outcome
+    reduction = (baseline - latest.days) / baseline
+    if reduction >= RESPONSE_THRESHOLD:
+        return outcome
+    flagged = file.model_copy(update={"non_response_cycles": [*file.non_response_cycles, latest.cycle]})
+    return Outcome(file=flagged, emit=outcome.emit).add("alerts", _alert(
+        file, "review", ["non_response"],
+        f"Headache days {baseline} -> {latest.days} ({reduction:.0%} reduction) after {len(cycles)} cycles; "
+        f"below the 30% response threshold.",
+        now, {"baseline_headache_days": baseline, "latest_headache_days": latest.days, "reduction": round(reduction, 3),
+              "cycles_reported": len(cycles), "cycle": latest.cycle, "day": latest.day, "checkin_id": latest.checkin_id},
+        cause=f"non_response:{latest.cycle}",
+    ))
+
+
+def episodic_streak(readings: list[HeadacheReading]) -> list[HeadacheReading]:
+    """The latest run of consecutive monthly reports under 15 headache days."""
+    streak: list[HeadacheReading] = []
+    for reading in readings:
+        consecutive = bool(streak) and reading.at - streak[-1].at <= MAX_GAP_BETWEEN_MONTHS
+        if reading.days >= CHRONIC_DAYS:
+            streak = []
+        elif consecutive:
+            streak.append(reading)
+        else:
+            streak = [reading]
+    return streak
+
+
+def _judge_episodic(outcome: Outcome, now: datetime) -> Outcome:
+    """Fewer than 15 headache days a month for three consecutive months: reported once per
+    run (a month of 15 or more days, or a month unreported, starts the count again)."""
+    file = outcome.file
+    streak = episodic_streak(chronological(file.readings))
+    if len(streak) < EPISODIC_MONTHS:
+        return outcome
+    first, last = streak[0], streak[-1]
+    if file.episodic_reported_from == reading_key(first.cycle, first.day):
+        return outcome
+    reported = file.model_copy(update={"episodic_reported_from": reading_key(first.cycle, first.day)})
+    return Outcome(file=reported, emit=outcome.emit).add("alerts", _alert(
+        file, "review", ["below_chronic_threshold"],
+        f"Fewer than {CHRONIC_DAYS} headache days a month for {len(streak)} consecutive months "
+        f"({', '.join(str(r.days) for r in streak)}).",
+        now, {"headache_days": [r.days for r in streak], "cycles_days": [reading_key(r.cycle, r.day) for r in streak],
+              "from": first.at.isoformat(), "to": last.at.isoformat(), "baseline_headache_days": file.baseline_headache_days},
+        cause=f"episodic:{reading_key(first.cycle, first.day)}",
+    ))
+
+
+# --- events -------------------------------------------------------------------------
 
 
 def _ask(file: PatientFile, kind: str, cause: str, *, urgent: bool = False, context: dict | None = None) -> OutboundRequested:
