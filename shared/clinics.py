@@ -41,6 +41,7 @@ class ClinicRules(_Strict):
     send_window_start: time = time(8, 0)
     send_window_end: time = time(20, 30)
     checkin_expiry_hours: int = Field(48, ge=1)
+    hold_unknown_patient_days: int = Field(14, ge=1)  # a treatment waits this long for its patient's enrolment
     digest_hour: int = Field(8, ge=0, le=23)
     non_response_reduction: float = Field(0.30, ge=0, le=1)
 

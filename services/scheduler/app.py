@@ -8,6 +8,7 @@ from collections.abc import Callable
 from shared import metrics
 from shared.clinics import ClinicRules, Directory
 from shared.clock import Clock
+from shared.codec import dead_letter, encode
 from shared.config import Settings
 from shared.events import (
     ConsentChanged,
@@ -51,11 +52,22 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     async def apply(outcome: domain.Outcome) -> None:
         schedule = outcome.schedule
         schedules[schedule.patient_id] = schedule.model_dump(mode="json")
-        wheel.set(schedule.patient_id, schedule.next_fire_at())
+        wheel.set(schedule.patient_id, schedule.next_fire_at(), len(schedule.pending) + len(schedule.held))
         for short, event in outcome.emit:
             await rt.publish(topics.name(short), schedule.patient_id, event)
         for timer in outcome.skipped:
             log.info("skipped %s day %s of treatment cycle %s", timer.event_type, timer.day, timer.cycle)
+        for rejected in outcome.rejected:
+            await reject(rejected)
+
+    async def reject(rejected: domain.Rejected) -> None:
+        """A treatment given up after it was consumed: to the DLQ, re-encoded, with the reason."""
+        treatment = rejected.treatment
+        log.warning("rejected treatment %s: %s", treatment.treatment_id, rejected.reason)
+        metrics.FAILED.labels(rt.service, topics.treatments).inc()
+        record = dead_letter(encode(treatment), topic=topics.treatments, partition=-1, offset=-1,
+                             error=f"InvalidTreatment: {rejected.reason}", service=rt.service)
+        await rt.topic(topics.dlq).send(key=treatment.patient_id.encode(), value=record)
 
     async def on_patient(key: str, event: Event) -> None:
         if isinstance(event, PatientDischarged):
@@ -68,7 +80,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         if isinstance(event, TreatmentRecorded):
             rules_for(event.clinic_id)
             schedule = load(event.patient_id)
-            rules = rules_for(schedule.clinic_id or event.clinic_id)
+            rules = rules_for(schedule.rules_clinic or event.clinic_id)
             await apply(domain.on_treatment(schedule, event, rules, clock.now()))
 
     async def on_consent(key: str, event: Event) -> None:
@@ -78,8 +90,8 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     async def on_command(key: str, event: Event) -> None:
         if isinstance(event, TimerFire):
             schedule = load(event.patient_id)
-            if schedule.pending:
-                await apply(domain.fire_due(schedule, rules_for(schedule.clinic_id), clock.now()))
+            if schedule.next_fire_at() is not None:
+                await apply(domain.fire_due(schedule, rules_for(schedule.rules_clinic), clock.now()))
 
     handlers: dict[str, Callable] = {
         topics.patients: on_patient,
@@ -103,8 +115,9 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
             needs_rebuild[0] = False
             wheel.clear()
             for patient_id, stored in list(schedules.items()):
-                wheel.set(patient_id, domain.PatientSchedule.model_validate(stored).next_fire_at())
-        metrics.TIMERS_PENDING.set(len(wheel))
+                timers = len(stored.get("pending", ())) + len(stored.get("held", ()))
+                wheel.set(patient_id, domain.stored_next_fire_at(stored), timers)
+        metrics.TIMERS_PENDING.set(wheel.timers)
         metrics.TIMERS_OVERDUE.set(wheel.overdue(now))
         for patient_id in wheel.pop_due(now):
             await rt.publish(topics.scheduler_commands, patient_id, TimerFire(patient_id=patient_id, at=now))

@@ -31,6 +31,8 @@ from shared.events import (
 
 EventType = Literal["checkin.due", "reminder.due", "cycle.overdue", "checkin.expired"]
 STALE_AFTER = timedelta(hours=24)  # a patient message this late is no longer meaningful
+# The earliest local date on Earth is UTC+14: a date later than that is in the future everywhere.
+EARLIEST_OFFSET = timedelta(hours=14)
 
 
 class InvalidTreatment(ValueError):
@@ -69,13 +71,38 @@ class PatientSchedule(BaseModel):
     cycle: int = 0
     pending: list[Timer] = Field(default_factory=list)
     held: list[TreatmentRecorded] = Field(default_factory=list)
+    held_until: datetime | None = None  # when held treatments of a never-enrolled patient are given up
 
     @property
     def reachable(self) -> bool:
         return not self.discharged and (self.sms_consent or self.email_consent)
 
+    @property
+    def rules_clinic(self) -> str | None:
+        """The clinic whose rules apply: the patient's, or that of a held treatment."""
+        return self.clinic_id or next((t.clinic_id for t in self.held), None)
+
     def next_fire_at(self) -> datetime | None:
-        return min((t.fire_at for t in self.pending), default=None)
+        moments = [t.fire_at for t in self.pending]
+        if self.held and self.held_until is not None:
+            moments.append(self.held_until)
+        return min(moments, default=None)
+
+
+def stored_next_fire_at(stored: dict) -> datetime | None:
+    """``next_fire_at`` of a stored (JSON) schedule without validating all of it: rebuilding
+    the timer index after a rebalance touches every patient, so it must be cheap."""
+    moments = [t["fire_at"] for t in stored.get("pending", ())]
+    if stored.get("held") and stored.get("held_until"):
+        moments.append(stored["held_until"])
+    return min((datetime.fromisoformat(m) for m in moments), default=None)
+
+
+class Rejected(BaseModel):
+    """An input the scheduler gives up on, for the dead-letter topic with the reason."""
+
+    treatment: TreatmentRecorded
+    reason: str
 
 
 class Outcome(BaseModel):
@@ -84,6 +111,7 @@ class Outcome(BaseModel):
     schedule: PatientSchedule
     emit: list[tuple[str, Event]] = Field(default_factory=list)
     skipped: list[Timer] = Field(default_factory=list)
+    rejected: list[Rejected] = Field(default_factory=list)
 
 
 # --- placing moments in the patient's day ------------------------------------------
@@ -92,13 +120,10 @@ class Outcome(BaseModel):
 def local_moment(day: date, at: time, tz: str) -> datetime:
     """``day`` at wall-clock ``at`` in ``tz`` as UTC; a time skipped by a DST jump moves
     forward by the gap, an ambiguous one takes its first occurrence."""
-    zone = ZoneInfo(tz)
-    naive = datetime.combine(day, at)
-    aware = naive.replace(tzinfo=zone, fold=0)
-    roundtrip = aware.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None)
-    if roundtrip != naive:  # inside a spring-forward gap
-        aware = naive.replace(tzinfo=zone, fold=1)
-    return aware.astimezone(timezone.utc)
+    # PEP 495: with fold=0 a wall time inside a gap takes the offset in force before the
+    # jump, which lands it after the gap (02:30 -> 03:30); an ambiguous one is its first
+    # occurrence. (fold=1 would move a gap time backwards, to 01:30.)
+    return datetime.combine(day, at).replace(tzinfo=ZoneInfo(tz), fold=0).astimezone(timezone.utc)
 
 
 def in_window(moment: datetime, tz: str, rules: ClinicRules) -> bool:
@@ -118,22 +143,31 @@ def next_allowed(moment: datetime, tz: str, rules: ClinicRules) -> datetime:
 # --- planning a cycle -------------------------------------------------------------
 
 
-def cycle_moments(rules: ClinicRules) -> list[tuple[int, EventType, str | None]]:
+def cycle_moments(rules: ClinicRules, interval_weeks: int | None = None) -> list[tuple[int, EventType, str | None]]:
+    """Every moment of a cycle as (day, event type, kind). The booking and overdue days are
+    set for the clinic's interval; a treatment prescribed at another interval moves them
+    by the difference (a 10-week interval books two weeks earlier)."""
+    shift = 7 * ((interval_weeks or rules.cycle_interval_weeks) - rules.cycle_interval_weeks)
     moments: list[tuple[int, EventType, str | None]] = []
     moments += [(d, "checkin.due", "side_effects") for d in rules.side_effect_checkin_days]
     moments += [(d, "checkin.due", "headache_frequency") for d in rules.headache_checkin_days]
-    moments += [(d, "reminder.due", "booking") for d in rules.booking_reminder_days]
-    moments.append((rules.overdue_day, "cycle.overdue", None))
+    moments += [(d + shift, "reminder.due", "booking") for d in rules.booking_reminder_days]
+    moments.append((rules.overdue_day + shift, "cycle.overdue", None))
     return moments
+
+
+def place(start: date, day: int, event_type: str, tz: str, rules: ClinicRules) -> datetime:
+    """The moment of ``day`` after ``start``: the clinic's send time, local to the patient,
+    moved into the allowed window when it is patient-facing."""
+    when = local_moment(start + timedelta(days=day), rules.send_time, tz)
+    return when if event_type == "cycle.overdue" else next_allowed(when, tz, rules)
 
 
 def make_timer(
     treatment: TreatmentRecorded, cycle: int, day: int, event_type: EventType, kind: str | None,
     tz: str, rules: ClinicRules,
 ) -> Timer:
-    when = local_moment(treatment.administered_on + timedelta(days=day), rules.send_time, tz)
-    if event_type != "cycle.overdue":
-        when = next_allowed(when, tz, rules)
+    when = place(treatment.administered_on, day, event_type, tz, rules)
     checkin_id = deterministic_id(treatment.treatment_id, kind, day) if event_type == "checkin.due" else None
     return Timer(
         timer_id=deterministic_id(treatment.treatment_id, event_type, kind, day),
@@ -151,7 +185,8 @@ def plan_cycle(
     treatment: TreatmentRecorded, cycle: int, tz: str, rules: ClinicRules, now: datetime
 ) -> tuple[list[Timer], list[Timer]]:
     """The timers of a new cycle, and those skipped as stale (a backdated treatment)."""
-    timers = [make_timer(treatment, cycle, d, e, k, tz, rules) for d, e, k in cycle_moments(rules)]
+    moments = cycle_moments(rules, treatment.interval_weeks)
+    timers = [make_timer(treatment, cycle, d, e, k, tz, rules) for d, e, k in moments]
     stale = [t for t in timers if t.patient_facing and t.fire_at < now - STALE_AFTER]
     return [t for t in timers if t not in stale], stale
 
@@ -182,23 +217,24 @@ def on_patient(schedule: PatientSchedule, event: PatientSnapshot, rules: ClinicR
     )
     if moved_zone:
         updated = _replace_in_zone(updated, rules)
-    outcome = Outcome(schedule=updated)
-    for held in updated.held:
-        outcome = _merge(outcome, on_treatment(outcome.schedule, held, rules, now))
-    outcome.schedule = outcome.schedule.model_copy(update={"held": []})
+    outcome = Outcome(schedule=updated.model_copy(update={"held": [], "held_until": None}))
+    for held in sorted(updated.held, key=lambda t: t.administered_on):
+        try:
+            outcome = _merge(outcome, on_treatment(outcome.schedule, held, rules, now))
+        except InvalidTreatment as exc:  # one bad held treatment must not lose the enrolment
+            outcome.rejected.append(Rejected(treatment=held, reason=str(exc)))
     return outcome
 
 
 def _replace_in_zone(schedule: PatientSchedule, rules: ClinicRules) -> PatientSchedule:
-    """Re-place pending patient moments at the same local time in the new timezone."""
-    start = schedule.treatments.get(schedule.current_treatment_id or "")
-    if start is None:
-        return schedule
+    """Re-place pending moments at the same local time in the new timezone (check-in
+    expiries keep their moment: they count hours from when the question went out)."""
+    tz = schedule.timezone or "UTC"
     moved = []
     for timer in schedule.pending:
-        if timer.event_type in ("checkin.due", "reminder.due"):
-            when = local_moment(start + timedelta(days=timer.day), rules.send_time, schedule.timezone or "UTC")
-            timer = timer.model_copy(update={"fire_at": next_allowed(when, schedule.timezone or "UTC", rules)})
+        start = schedule.treatments.get(timer.treatment_id)
+        if start is not None and timer.event_type != "checkin.expired":
+            timer = timer.model_copy(update={"fire_at": place(start, timer.day, timer.event_type, tz, rules)})
         moved.append(timer)
     return schedule.model_copy(update={"pending": moved})
 
@@ -221,8 +257,10 @@ def on_treatment(
 ) -> Outcome:
     if treatment.treatment_id in schedule.treatments or schedule.discharged:
         return Outcome(schedule=schedule)
+    if treatment.administered_on > (now + EARLIEST_OFFSET).date():
+        raise InvalidTreatment(f"administered_on {treatment.administered_on} is in the future")
     if not schedule.enrolled or schedule.timezone is None:
-        return Outcome(schedule=schedule.model_copy(update={"held": [*schedule.held, treatment]}))
+        return Outcome(schedule=_hold(schedule, treatment, rules, now))
     today = now.astimezone(ZoneInfo(schedule.timezone)).date()
     if treatment.administered_on > today:
         raise InvalidTreatment(f"administered_on {treatment.administered_on} is in the future")
@@ -246,9 +284,27 @@ def on_treatment(
     return Outcome(schedule=updated, emit=emit, skipped=stale)
 
 
+def _hold(schedule: PatientSchedule, treatment: TreatmentRecorded, rules: ClinicRules, now: datetime) -> PatientSchedule:
+    """Keep a treatment of a patient not enrolled yet, until the patient arrives or the bound passes."""
+    if any(t.treatment_id == treatment.treatment_id for t in schedule.held):
+        return schedule
+    held_until = schedule.held_until or now + timedelta(days=rules.hold_unknown_patient_days)
+    return schedule.model_copy(update={"held": [*schedule.held, treatment], "held_until": held_until})
+
+
+def give_up_held(schedule: PatientSchedule, now: datetime) -> Outcome:
+    """Held treatments whose patient never enrolled in time go to the dead-letter topic."""
+    if not schedule.held or schedule.held_until is None or schedule.held_until > now:
+        return Outcome(schedule=schedule)
+    reason = f"patient {schedule.patient_id!r} was not enrolled by {schedule.held_until.isoformat()}"
+    rejected = [Rejected(treatment=t, reason=reason) for t in schedule.held]
+    return Outcome(schedule=schedule.model_copy(update={"held": [], "held_until": None}), rejected=rejected)
+
+
 def fire_due(schedule: PatientSchedule, rules: ClinicRules, now: datetime) -> Outcome:
-    """Fire every pending timer whose moment has come."""
-    outcome = Outcome(schedule=schedule)
+    """Fire every pending timer whose moment has come (and give up overdue held treatments)."""
+    outcome = give_up_held(schedule, now)
+    schedule = outcome.schedule
     keep: list[Timer] = []
     for timer in sorted(schedule.pending, key=lambda t: t.fire_at):
         if timer.fire_at > now:
@@ -313,5 +369,8 @@ def _skipped_event(patient_id: str, clinic_id: str, timer: Timer, reason: str = 
 
 def _merge(first: Outcome, second: Outcome) -> Outcome:
     return Outcome(
-        schedule=second.schedule, emit=first.emit + second.emit, skipped=first.skipped + second.skipped
+        schedule=second.schedule,
+        emit=first.emit + second.emit,
+        skipped=first.skipped + second.skipped,
+        rejected=first.rejected + second.rejected,
     )

@@ -15,20 +15,27 @@ class TimerWheel:
     def __init__(self) -> None:
         self._heap: list[tuple[float, str]] = []
         self._earliest: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self.timers = 0  # timers held by the patients in the wheel (a patient has several)
 
     def __len__(self) -> int:
         return len(self._earliest)
 
-    def set(self, patient_id: str, when: datetime | None) -> None:
-        """Make ``when`` the next moment of ``patient_id`` (``None``: nothing pending)."""
+    def set(self, patient_id: str, when: datetime | None, timers: int = 1) -> None:
+        """Make ``when`` the next moment of ``patient_id`` (``None``: nothing pending);
+        ``timers`` is how many timers the patient holds, for the pending-timers figure."""
+        self.timers += (timers if when is not None else 0) - self._counts.pop(patient_id, 0)
         if when is None:
             self._earliest.pop(patient_id, None)
             return
+        self._counts[patient_id] = timers
         stamp = when.timestamp()
         if self._earliest.get(patient_id) == stamp:
             return
         self._earliest[patient_id] = stamp
         heapq.heappush(self._heap, (stamp, patient_id))
+        if len(self._heap) > 2 * len(self._earliest) + 1024:
+            self._compact()
 
     def pop_due(self, now: datetime) -> list[str]:
         """Patients with a timer due at ``now``, each once; they leave the wheel until
@@ -38,6 +45,7 @@ class TimerWheel:
             stamp, patient_id = heapq.heappop(self._heap)
             if self._earliest.get(patient_id) == stamp:  # skip entries replaced since
                 del self._earliest[patient_id]
+                self.timers -= self._counts.pop(patient_id, 0)
                 due.append(patient_id)
         return due
 
@@ -48,3 +56,10 @@ class TimerWheel:
     def clear(self) -> None:
         self._heap.clear()
         self._earliest.clear()
+        self._counts.clear()
+        self.timers = 0
+
+    def _compact(self) -> None:
+        """Drop heap entries superseded by a later ``set`` (they would only be skipped)."""
+        self._heap = [(stamp, patient_id) for patient_id, stamp in self._earliest.items()]
+        heapq.heapify(self._heap)
