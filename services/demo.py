@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 import click
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from twilio.request_validator import RequestValidator
 
+from shared.clock import clock_from
 from shared.codec import DecodeError, decode, encode
 from shared.config import load_settings
 from shared.events import ClinicianAlert, MessageSent, PatientEnrolled, TreatmentRecorded
@@ -28,10 +29,12 @@ PATIENTS = [
                     timezone="America/Los_Angeles", language="en", sms_consent=True),
 ]
 # What each patient answers, question by question (first answer to the first message, ...).
+# What each patient answers to each question, check-in after check-in (the last answer repeats).
 SCRIPTS = {
-    "demo-ana": {"checkin_q1": ["yes, it is hard to swallow since yesterday"]},
-    "demo-ben": {"checkin_q1": ["No"], "checkin_q2": ["2s"], "checkin_q3a": ["12"], "checkin_q3b": ["4"]},
-    "demo-carla": {"checkin_q1": ["no"], "checkin_q2": ["0"], "checkin_q3a": ["veinte"], "checkin_q3b": ["8"]},
+    "demo-ana": {"checkin_q1": ["yes, it is hard to swallow since yesterday", "no"], "checkin_q2": ["1m", "0"],
+                 "checkin_q3a": ["9"], "checkin_q3b": ["3"]},
+    "demo-ben": {"checkin_q1": ["No"], "checkin_q2": ["2s", "2m", "0"], "checkin_q3a": ["12", "ten"], "checkin_q3b": ["4"]},
+    "demo-carla": {"checkin_q1": ["no"], "checkin_q2": ["0"], "checkin_q3a": ["veinte", "18"], "checkin_q3b": ["8"]},
     "demo-dan": {"checkin_q1": ["STOP"]},
 }
 
@@ -73,7 +76,7 @@ async def run_demo(env: dict[str, str], ports: dict[str, int], exit_after: float
     say(started, "workers ready; enrolling 4 patients, each treated 2 days ago (simulated clock)")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
-    today = (settings.clock_start or datetime.now()).date()
+    today = clock_from(settings).now().date()  # the simulated clock has run while workers started
     for patient in PATIENTS:
         await producer.send_and_wait(topics.patients, encode(patient), key=patient.patient_id.encode())
         treatment = TreatmentRecorded(
@@ -105,15 +108,17 @@ async def _converse(settings, topics: Topics, started: float, exit_after: float 
                         event = decode(record.value)
                     except DecodeError:
                         continue
+                    if isinstance(event, MessageSent) and event.kind == "alert":
+                        continue
                     if isinstance(event, ClinicianAlert):
                         first_alert = first_alert or time.monotonic() - started
                         say(started, f"ALERT {event.severity.upper()} for {names.get(event.patient_id, event.patient_id)}: {event.summary}")
                     elif isinstance(event, MessageSent) and event.patient_id in SCRIPTS:
                         script = SCRIPTS[event.patient_id].get(event.kind, [])
                         turn = answered.get(f"{event.patient_id}:{event.kind}", 0)
-                        if turn < len(script):
+                        if script:
                             answered[f"{event.patient_id}:{event.kind}"] = turn + 1
-                            body = script[turn]
+                            body = script[min(turn, len(script) - 1)]
                             status = await post_reply(http, settings.public_url, settings.twilio_auth_token or "",
                                                       phones[event.patient_id], body, f"SMdemo{event.message_key[:20]}{turn}")
                             say(started, f"{names[event.patient_id]} replies {body!r} (webhook answered {status})")
