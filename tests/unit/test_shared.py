@@ -1,0 +1,170 @@
+"""The shared package: codec, settings, clinics file, clocks and log redaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from shared.clinics import ClinicsFileError, parse_clinics
+from shared.clock import ManualClock, SimulatedClock
+from shared.codec import DecodeError, dead_letter, decode, encode
+from shared.config import SettingsError, env_var_names, load_settings
+from shared.events import ClinicianAlert, PatientEnrolled, TreatmentRecorded, deterministic_id
+from shared.logs import RedactingFilter, redact
+
+CLINIC = """
+clinics:
+  - id: rocklin
+    name: Rocklin Headache Clinic
+    phone: "+19165550100"
+    timezone: America/Los_Angeles
+    clinicians: [{name: Dr. Lee, email: lee@example.org, on_call: true}]
+"""
+
+
+def patient(**changes: object) -> PatientEnrolled:
+    fields = dict(patient_id="p1", clinic_id="rocklin", first_name="Ana", phone="+19165550199",
+                  timezone="America/Los_Angeles", sms_consent=True)
+    return PatientEnrolled(**(fields | changes))
+
+
+def test_events_travel_as_plain_json_without_faust_metadata() -> None:
+    wire = json.loads(encode(patient()))
+    assert wire["type"] == "patient.enrolled" and wire["version"] == 1
+    assert not any(key.startswith("__") for key in wire)
+
+
+def test_decoding_gives_back_the_same_event() -> None:
+    enrolled = patient()
+    assert decode(encode(enrolled)) == enrolled
+    event = TreatmentRecorded(treatment_id="t1", patient_id="p1", clinic_id="rocklin", administered_on=date(2026, 3, 1))
+    assert decode(encode(event)) == event
+
+
+def test_unknown_extra_fields_are_ignored() -> None:
+    wire = json.loads(encode(patient()))
+    wire["favourite_colour"] = "teal"
+    assert decode(json.dumps(wire).encode()).patient_id == "p1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (None, "tombstone"),
+        (b'{"type": "treatment.recorded", "patient_id": "p"}', "administered_on"),
+        (b'{"type": "no.such.event"}', "type"),
+    ],
+)
+def test_records_that_are_not_contract_events_say_why(raw: bytes | None, reason: str) -> None:
+    with pytest.raises(DecodeError, match=reason):
+        decode(raw)
+
+
+def test_timestamps_without_an_offset_are_refused() -> None:
+    wire = json.loads(encode(patient()))
+    wire["occurred_at"] = "2026-03-01T10:00:00"
+    with pytest.raises(DecodeError, match="UTC offset"):
+        decode(json.dumps(wire).encode())
+
+
+def test_phone_numbers_are_normalised_to_e164_and_nonsense_is_refused() -> None:
+    assert patient(phone="+1 (916) 555-0199").phone == "+19165550199"
+    with pytest.raises(ValueError, match="phone"):
+        patient(phone="12")
+
+
+def test_an_unknown_timezone_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        patient(timezone="Mars/Olympus_Mons")
+
+
+def test_dead_letter_keeps_the_original_bytes_and_the_error() -> None:
+    record = json.loads(dead_letter(b"\x00bad", topic="t", partition=3, offset=42, error="boom", service="survey"))
+    assert record["topic"] == "t" and record["partition"] == 3 and record["offset"] == 42
+    assert record["error"] == "boom" and record["original_base64"] == "AGJhZA=="
+
+
+def test_deterministic_ids_repeat_for_the_same_cause_only() -> None:
+    assert deterministic_id("a", 1) == deterministic_id("a", 1) != deterministic_id("a", 2)
+
+
+def test_alerts_need_at_least_one_reason() -> None:
+    with pytest.raises(ValueError):
+        ClinicianAlert(alert_id="a", patient_id="p", clinic_id="c", severity="urgent", reasons=[],
+                       summary="s", raised_at=datetime.now(timezone.utc))
+
+
+def test_settings_come_from_the_contract_variables() -> None:
+    settings = load_settings({"KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092", "CYCLECARE_HTTP_PORT": "7000", "SMTP_STARTTLS": "true"})
+    assert settings.broker_url == "kafka://k1:9092;kafka://k2:9092"
+    assert settings.http_port == 7000 and settings.smtp_starttls
+    assert not settings.twilio_configured and not settings.smtp_configured
+
+
+def test_a_bad_setting_stops_start_up_naming_the_variable() -> None:
+    with pytest.raises(SettingsError, match="CYCLECARE_HTTP_PORT"):
+        load_settings({"CYCLECARE_HTTP_PORT": "not-a-port"})
+    with pytest.raises(SettingsError, match="CYCLECARE_CLOCK_START"):
+        load_settings({"CYCLECARE_CLOCK_START": "2026-03-01T10:00:00"})
+
+
+def test_every_contract_variable_is_known() -> None:
+    contract = {
+        "KAFKA_BOOTSTRAP_SERVERS", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "TWILIO_API_BASE",
+        "SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM", "SMTP_STARTTLS",
+        "CYCLECARE_PUBLIC_URL", "CYCLECARE_CLINICS", "CYCLECARE_HTTP_PORT", "CYCLECARE_LOG_FORMAT", "CYCLECARE_API_TOKEN",
+    }
+    assert contract <= env_var_names()
+
+
+def test_clinics_file_defaults_the_clinical_rules() -> None:
+    clinic = parse_clinics(CLINIC).get("rocklin")
+    assert clinic is not None and clinic.rules.side_effect_checkin_days == (2, 7, 14)
+    assert clinic.on_call[0].name == "Dr. Lee"
+
+
+def test_an_unknown_key_in_the_clinics_file_is_an_error_naming_it() -> None:
+    with pytest.raises(ClinicsFileError, match="colour"):
+        parse_clinics(CLINIC.replace("    timezone:", "    colour: teal\n    timezone:"))
+
+
+def test_a_missing_required_clinic_field_is_named() -> None:
+    with pytest.raises(ClinicsFileError, match="phone"):
+        parse_clinics(CLINIC.replace('    phone: "+19165550100"\n', ""))
+
+
+def test_simulated_clocks_with_the_same_settings_agree() -> None:
+    import time
+
+    start, anchor = datetime(2026, 3, 1, tzinfo=timezone.utc), time.time()
+    first, second = SimulatedClock(start, 1000.0, anchor), SimulatedClock(start, 1000.0, anchor)
+    assert abs((first.now() - second.now()).total_seconds()) < 60
+
+
+def test_a_simulated_clock_runs_faster_than_real_time() -> None:
+    import time
+
+    clock = SimulatedClock(datetime(2026, 3, 1, tzinfo=timezone.utc), speed=3600.0, anchor=time.time() - 1.0)
+    assert clock.now() - datetime(2026, 3, 1, tzinfo=timezone.utc) >= timedelta(minutes=59)
+
+
+def test_manual_clock_moves_only_when_told() -> None:
+    clock = ManualClock(datetime(2026, 3, 1, tzinfo=timezone.utc))
+    clock.advance(timedelta(hours=2))
+    assert clock.now().hour == 2
+
+
+@pytest.mark.parametrize("secret", ["+19165550199", "+1 (916) 555-0199", "916-555-0199", "ana@example.org", "+34 600 000 113"])
+def test_logs_never_show_phone_numbers_or_emails(secret: str) -> None:
+    assert secret not in redact(f"sent to {secret} ok")
+
+
+def test_the_log_filter_redacts_arguments_too() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "message to %s", ("+19165550199",), None)
+    RedactingFilter().filter(record)
+    assert "+1916" not in record.getMessage()
