@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.codec import DecodeError, decode, encode
 from shared.events import Event
+
+T = TypeVar("T")
 
 
 class TopicWatcher:
@@ -76,3 +79,17 @@ class Publisher:
     async def send(self, topic: str, key: str, event: Event | bytes) -> None:
         value = event if isinstance(event, bytes) else encode(event)
         await self._producer.send_and_wait(topic, value, key=key.encode())
+
+
+async def eventually_async(probe: Callable[[], Awaitable[T]], accept: Callable[[T], object], timeout: float = 30.0,
+                           what: str = "condition") -> T:
+    """Like :func:`eventually` for a probe that must be awaited (an HTTP call, say)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await probe()
+        if accept(value):
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.05)
