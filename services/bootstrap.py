@@ -53,7 +53,7 @@ def build_service(name: str, settings: Settings) -> Runtime:
     if name == "notifier":
         from services.notifier.app import build as build_notifier
 
-        return build_notifier(settings, clinics, sms_sender(settings), email_sender(settings))
+        return build_notifier(settings, clinics, sms_sender(settings), email_sender(settings), clock)
     if name == "survey":
         from services.survey.app import build as build_survey
 

@@ -285,6 +285,23 @@ class RetryScheduled(Event):
     not_before: AwareDatetime
 
 
+class DigestItemAdded(Event):
+    """Notifier-internal: one line for a clinic's daily digest (keyed by clinic)."""
+
+    type: Literal["notifier.digest_item"] = "notifier.digest_item"
+    clinic_id: str
+    item_key: str  # the same cause gives the same key, so a line is listed once
+    item: dict[str, Any]
+
+
+class DigestDue(Event):
+    """Notifier-internal command: send a clinic's digest for its local ``day`` (keyed by clinic)."""
+
+    type: Literal["notifier.digest_due"] = "notifier.digest_due"
+    clinic_id: str
+    day: date
+
+
 class TimerFire(Event):
     """Scheduler-internal command: fire the due timers of one patient (keyed by patient)."""
 
@@ -316,6 +333,8 @@ AnyEvent = Annotated[
         TimerFire,
         RetryScheduled,
         ReplyReceived,
+        DigestItemAdded,
+        DigestDue,
     ],
     Field(discriminator="type"),
 ]

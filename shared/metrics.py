@@ -22,3 +22,7 @@ PROVIDER_LAST_SUCCESS = Gauge(
     "cyclecare_provider_last_success_timestamp_seconds", "Unix time of the last successful provider call", ["provider"]
 )
 PROVIDER_FAILURES = Counter("cyclecare_provider_failures_total", "Failed provider calls", ["provider", "code"])
+PROVIDER_HALTED = Gauge(
+    "cyclecare_provider_halted", "1 while sending is stopped because the provider refused our credentials", ["provider"]
+)
+SMS_WAITING = Gauge("cyclecare_sms_waiting_for_rate_limit", "SMS sends waiting for a token of the rate limit")

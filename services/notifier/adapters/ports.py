@@ -3,6 +3,7 @@ implement these."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -20,9 +21,13 @@ class ProviderError(Exception):
         self.retryable = retryable
 
 
+AUTH_ERRORS = frozenset({"20003", "20404"})
+
+
 class SmsSender(Protocol):
-    async def send_sms(self, to: str, body: str, idempotency_key: str) -> str:
-        """Send one SMS; return the provider's message id."""
+    async def send_sms(self, to: str, body: str, idempotency_key: str, tags: Mapping[str, str] | None = None) -> str:
+        """Send one SMS; return the provider's message id. ``tags`` come back with its
+        delivery receipt (they must name no phone number and no text)."""
 
 
 class EmailSender(Protocol):

@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from services.notifier.adapters.ports import ProviderError
+from services.notifier.adapters.ports import AUTH_ERRORS, ProviderError
 
 log = logging.getLogger(__name__)
+# the twilio client logs every request's headers at INFO: ten lines a message, and URLs with numbers
+logging.getLogger("twilio.async_http_client").setLevel(logging.WARNING)
 
 # Twilio error codes that no retry can fix (DESIGN.md, "Known pitfalls").
 PERMANENT = {"21610", "21211", "21612", "21614", "21606", "21635", "21408", "21617"}
-AUTH_ERRORS = {"20003", "20404"}
+
 TWILIO_HOST = "https://api.twilio.com"
 
 
@@ -55,14 +58,16 @@ class TwilioSmsSender:
         self._status_callback = status_callback
         self._timeout = timeout
 
-    async def send_sms(self, to: str, body: str, idempotency_key: str) -> str:
+    async def send_sms(self, to: str, body: str, idempotency_key: str, tags: Mapping[str, str] | None = None) -> str:
+        """``tags`` ride on the status callback URL, so the receipt names its message."""
         params: dict[str, str] = {"to": to, "body": body}
         if self._service:
             params["messaging_service_sid"] = self._service
         else:
             params["from_"] = self._from or ""
         if self._status_callback:
-            params["status_callback"] = self._status_callback
+            query = f"?{urlencode(sorted(tags.items()))}" if tags else ""
+            params["status_callback"] = self._status_callback + query
         try:
             # the client ignores its own timeout, so bound the call here
             message = await asyncio.wait_for(self._twilio().messages.create_async(**params), self._timeout)
@@ -100,7 +105,7 @@ class ConsoleSmsSender:
         self._stream = stream or sys.stdout
         self._count = 0
 
-    async def send_sms(self, to: str, body: str, idempotency_key: str) -> str:
+    async def send_sms(self, to: str, body: str, idempotency_key: str, tags: Mapping[str, str] | None = None) -> str:
         self._count += 1
         print(f"[sms to …{to[-4:]}] {body}", file=self._stream, flush=True)
         return f"console-{idempotency_key[:16]}"

@@ -1,0 +1,58 @@
+"""The daily digest: which alerts go in it, when it is due, and who gets it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from services.notifier.digest import digest_messages, due_day, line_for_alert, line_for_expired
+from services.notifier.domain import Contact
+from services.notifier.rendering import render
+from shared.clinics import load_clinics
+from shared.events import CheckinExpired, ClinicianAlert
+
+CLINIC = next(iter(load_clinics(None)))
+ANA = Contact(patient_id="p-ana", clinic_id=CLINIC.id, first_name="Ana", phone="+19165550123", sms_consent=True)
+
+
+def alert(severity: str, **extra: object) -> ClinicianAlert:
+    fields = dict(alert_id=f"a-{severity}", patient_id="p-ana", clinic_id=CLINIC.id, severity=severity,
+                  reasons=["unparsed_reply"], summary="Reply could not be read",
+                  raised_at=datetime(2026, 3, 12, 18, 0, tzinfo=timezone.utc)) | extra
+    return ClinicianAlert(**fields)
+
+
+def test_routine_and_review_alerts_go_to_the_digest_and_urgent_ones_do_not():
+    assert line_for_alert(alert("routine"), ANA, CLINIC).item["first_name"] == "Ana"
+    assert line_for_alert(alert("review"), ANA, CLINIC) is not None
+    assert line_for_alert(alert("urgent"), ANA, CLINIC) is None and line_for_alert(alert("high"), ANA, CLINIC) is None
+
+
+def test_an_expired_checkin_and_the_surveys_no_reply_alert_for_it_make_one_line():
+    expired = CheckinExpired(patient_id="p-ana", clinic_id=CLINIC.id, treatment_id="t-1", cycle=1, day=4,
+                             due_at=datetime(2026, 3, 14, 18, 0, tzinfo=timezone.utc), checkin_id="c-7")
+    no_reply = alert("routine", reasons=["no_reply"], evidence={"checkin_id": "c-7"})
+    assert line_for_expired(expired, ANA, CLINIC).item_key == line_for_alert(no_reply, ANA, CLINIC).item_key
+
+
+def test_the_digest_is_due_from_the_clinics_digest_hour_in_its_own_timezone():
+    tz = ZoneInfo(CLINIC.timezone)
+    hour = CLINIC.rules.digest_hour
+    assert due_day(CLINIC, datetime(2026, 3, 12, hour, 0, tzinfo=tz)) == date(2026, 3, 12)
+    assert due_day(CLINIC, datetime(2026, 3, 12, hour, 0, tzinfo=tz) - timedelta(minutes=1)) in (None, date(2026, 3, 11))
+    assert due_day(CLINIC, datetime(2026, 3, 12, 23, 59, tzinfo=tz)) == date(2026, 3, 12)
+
+
+def test_every_clinician_with_an_email_gets_the_digest_once_a_day_and_an_empty_one_is_not_sent():
+    line = line_for_alert(alert("routine"), ANA, CLINIC)
+    messages = digest_messages(CLINIC, date(2026, 3, 12), {line.item_key: line.item})
+    assert {m.to for m in messages} == {c.email for c in CLINIC.clinicians if c.email}
+    assert digest_messages(CLINIC, date(2026, 3, 12), {line.item_key: line.item})[0].message_key == messages[0].message_key
+    assert digest_messages(CLINIC, date(2026, 3, 12), {}) == []
+
+
+def test_the_digest_email_renders_with_the_lines_and_no_drug_name():
+    line = line_for_alert(alert("review"), ANA, CLINIC)
+    [first, *_] = digest_messages(CLINIC, date(2026, 3, 12), {line.item_key: line.item})
+    rendered = render("digest", "email", "en", first.context)
+    assert "Ana (p-ana)" in rendered.text and "botox" not in rendered.text.lower()
