@@ -28,7 +28,7 @@ from shared.events import (
 from shared.streaming import Runtime
 from services.survey import domain
 from services.survey.adapters.webhook import add_sms_webhook
-from services.survey.parsing import parse_reply
+from services.survey.parsing import detect_red_flags, parse_reply
 
 log = logging.getLogger(__name__)
 SIDS_REMEMBERED = 200
@@ -45,11 +45,11 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         return domain.PatientFile.model_validate(stored) if stored else domain.PatientFile(patient_id=patient_id)
 
     async def apply(outcome: domain.Outcome) -> None:
-        # Events first, then the file: a crash in between redelivers the cause to the old
-        # file, which gives the same events again (same ids), rather than losing them.
+        # The file is written before the first await: several agents share the table, and
+        # a load ... await ... write would let one agent's update overwrite another's.
+        files[outcome.file.patient_id] = outcome.file.model_dump(mode="json")
         for short, event in outcome.emit:
             await rt.publish(topics.name(short), outcome.file.patient_id, event)
-        files[outcome.file.patient_id] = outcome.file.model_dump(mode="json")
 
     # --- keyed by patient -------------------------------------------------------
 
@@ -77,14 +77,16 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
             file = load(event.patient_id)
             question = file.open.question if file.open else None
             reply = parse_reply(event.body, question)
-            await apply(domain.on_reply(file, event.body, event.message_sid, reply, clock.now()))
+            # the inbound agent already escalated the red flags the text itself names
+            outcome = domain.on_reply(file, event.body, event.message_sid, reply, clock.now(), escalated=True)
+            await apply(outcome)
 
     # --- keyed by phone ---------------------------------------------------------
 
     async def on_phone(key: str, event: Event) -> None:
         if isinstance(event, PatientSnapshot):
             known = phones.get(event.phone) or {}
-            phones[event.phone] = known | {"patient_id": event.patient_id, "clinic_id": event.clinic_id}
+            phones[event.phone] = known | {"patient_id": event.patient_id, "clinic_id": event.clinic_id, "language": event.language}
 
     async def on_inbound(key: str, event: Event) -> None:
         if not isinstance(event, InboundSms):
@@ -93,10 +95,10 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         seen = entry.get("sids", [])
         if event.message_sid in seen:
             return  # Twilio delivered the same message twice
-        await forward(entry, event)
-        # recorded after forwarding: a crash in between forwards it again, and the
-        # conversation agent drops the copy by its MessageSid
+        # recorded before the first await, so that the phone index agent's update of this
+        # entry cannot be overwritten with the stale copy read here
         phones[event.from_phone] = entry | {"sids": [*seen, event.message_sid][-SIDS_REMEMBERED:]}
+        await forward(entry, event)
 
     async def forward(entry: dict, event: InboundSms) -> None:
         if "patient_id" not in entry:
@@ -106,10 +108,21 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
                 patient_id=None, clinic_id="", to_phone=event.from_phone, kind="unknown_sender",
             ))
             return
+        await escalate_at_once(entry, event)
         await rt.publish(topics.survey_replies, entry["patient_id"], ReplyReceived(
             event_id=event.message_sid, patient_id=entry["patient_id"], clinic_id=entry["clinic_id"],
             message_sid=event.message_sid, body=event.body, received_at=event.received_at,
         ))
+
+    async def escalate_at_once(entry: dict, event: InboundSms) -> None:
+        """Red-flag words need no conversation state: the safety reply and the urgent
+        alert leave from here, one hop (and one consumer poll) sooner."""
+        red_flags = detect_red_flags(event.body)
+        if not red_flags:
+            return
+        file = domain.PatientFile(patient_id=entry["patient_id"], clinic_id=entry["clinic_id"], language=entry.get("language", "en"))
+        for short, alert_or_reply in domain.red_flag_escalation(file, event.body, event.message_sid, red_flags, clock.now()):
+            await rt.publish(topics.name(short), file.patient_id, alert_or_reply)
 
     for topic, handler in {
         topics.patients: on_patient,

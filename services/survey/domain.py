@@ -145,20 +145,37 @@ def on_checkin_expired(file: PatientFile, event: CheckinExpired, now: datetime) 
     return _unanswered(file, file.open, now)
 
 
-def on_reply(file: PatientFile, text: str, message_sid: str, reply: Reply, now: datetime) -> Outcome:
-    """A patient's message, read against the question open when it arrived."""
+def red_flag_escalation(file: PatientFile, text: str, sid: str, red_flags: tuple[str, ...], now: datetime,
+                        checkin_id: str | None = None) -> list[tuple[str, Event]]:
+    """The safety reply and the urgent alert for a red flag, safety reply first. The
+    inbound agent sends them the moment it matches the phone (before the conversation
+    agent sees the reply); the ids depend only on the patient and the MessageSid."""
+    reasons = list(red_flags) or ["red_flag_reported"]
+    evidence: dict[str, Any] = {"reply": text, "message_sid": sid}
+    if checkin_id:
+        evidence["checkin_id"] = checkin_id
+    return [
+        ("outbound", _ask(file, "safety_reply", sid, urgent=True)),
+        ("alerts", _alert(file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(reasons)}.", now, evidence, cause=sid)),
+    ]
+
+
+def on_reply(file: PatientFile, text: str, message_sid: str, reply: Reply, now: datetime, *,
+             escalated: bool = False) -> Outcome:
+    """A patient's message, read against the question open when it arrived.
+    ``escalated``: the red flags in its text were already escalated upstream."""
     if message_sid in file.handled_sids:
         return Outcome(file=file)  # redelivered: its events went out the first time
-    outcome = _react(file, text, message_sid, reply, now)
+    outcome = _react(file, text, message_sid, reply, now, escalated)
     sids = [*outcome.file.handled_sids, message_sid][-REMEMBERED:]
     return Outcome(file=outcome.file.model_copy(update={"handled_sids": sids}), emit=outcome.emit)
 
 
-def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime) -> Outcome:
+def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, escalated: bool) -> Outcome:
     if reply.keyword:
         return KEYWORD_HANDLERS[reply.keyword](file, sid, now)
     if reply.red_flags or (file.open and file.open.question == "q1_red_flags" and reply.yes_no):
-        return _urgent(file, text, sid, reply, now)
+        return _urgent(file, text, sid, reply, now, escalated=escalated and bool(reply.red_flags))
     if file.open is None:
         return Outcome(file=file).add("alerts", _alert(
             file, "routine", ["patient_message"], "Patient sent a message outside a check-in.",
@@ -207,22 +224,19 @@ KEYWORD_HANDLERS = {"help": _help, "stop": _opt_out, "start": _opt_in}
 # --- the branches of a reply ------------------------------------------------------
 
 
-def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime) -> Outcome:
-    """Safety first: the reply and the alert go out whatever question is open; a reply
-    that also answers the open question (other than Q1) is then taken as that answer."""
+def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, *, escalated: bool = False) -> Outcome:
+    """Safety first: the reply and the alert go out whatever question is open (unless
+    already sent upstream); a reply that also answers the open question (other than Q1)
+    is then taken as that answer."""
     reasons = list(reply.red_flags) or ["red_flag_reported"]
-    evidence: dict[str, Any] = {"reply": text, "message_sid": sid}
     outcome = Outcome(file=file)
-    if file.open:
-        evidence["checkin_id"] = file.open.checkin_id
-        if file.open.question == "q1_red_flags":
-            outcome = _complete(file, file.open, {"red_flags": True, "red_flag_reasons": reasons}, text, now)
-        elif reply.understood:
-            outcome = _answer(file, text, sid, reply, now)
-    outcome.emit.insert(0, ("alerts", _alert(
-        file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(reasons)}.", now, evidence, cause=sid,
-    )))
-    outcome.emit.insert(0, ("outbound", _ask(file, "safety_reply", sid, urgent=True)))
+    if file.open and file.open.question == "q1_red_flags":
+        outcome = _complete(file, file.open, {"red_flags": True, "red_flag_reasons": reasons}, text, now)
+    elif file.open and reply.understood:
+        outcome = _answer(file, text, sid, reply, now)
+    if not escalated:
+        checkin_id = file.open.checkin_id if file.open else None
+        outcome.emit[:0] = red_flag_escalation(file, text, sid, reply.red_flags, now, checkin_id)
     return outcome
 
 

@@ -282,3 +282,20 @@ def test_a_redelivered_checkin_due_neither_resets_nor_reopens_the_checkin():
 def test_a_message_outside_a_checkin_goes_to_the_clinic_as_routine():
     [alert] = alerts(reply(enrolled(), "can I move my appointment to Friday?"))
     assert alert.severity == "routine" and alert.reasons == ["patient_message"]
+
+
+def test_red_flags_escalated_upstream_are_not_alerted_twice_but_still_close_q1():
+    file = opened(enrolled(), due())
+    text = "trouble breathing since this morning"
+    outcome = domain.on_reply(file, text, "SM9", parse_reply(text, "q1_red_flags"), NOW, escalated=True)
+    assert alerts(outcome) == [] and outbound(outcome) == []
+    assert of_type(outcome, CheckinCompleted)[0].answers["red_flag_reasons"] == ["dyspnea"]
+
+
+def test_the_upstream_escalation_and_the_conversation_give_the_same_alert_and_safety_reply_ids():
+    file = enrolled()
+    text = "no puedo tragar"
+    upstream = domain.red_flag_escalation(file, text, "SM10", ("dysphagia",), NOW)
+    in_conversation = domain.on_reply(file, text, "SM10", parse_reply(text, None), NOW)
+    assert [e.event_id for _, e in upstream] == [e.event_id for _, e in in_conversation.emit]
+    assert [t for t, _ in upstream] == ["outbound", "alerts"]
