@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import faust
+from mode import Service
 
 from shared import metrics
 from shared.clinics import Clinic, Directory
@@ -60,7 +61,7 @@ from services.notifier.throttle import PriorityGate
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 HALT_SECONDS = 60.0
-DIGEST_CHECK_SECONDS = 5.0
+DIGEST_CHECK_SECONDS = 1.0
 NUMBER_PROBLEMS = ("21211", "21612", "21614", "21606", "21635")
 Handler = Callable[[str, Event], Awaitable[None]]
 
@@ -326,7 +327,21 @@ def build(
     }.items():
         pipelined_agent(rt, topic, handler, f"notifier_{handler.__name__}", settings.notifier_in_flight)
     add_status_webhook(rt)
+    rt.app.service(_ClosesSenders(sms, email))
     return rt
+
+
+class _ClosesSenders(Service):
+    """Closes the senders' HTTP sessions when the worker stops."""
+
+    def __init__(self, *senders: object) -> None:
+        self._senders = senders
+        super().__init__()
+
+    async def on_stop(self) -> None:
+        for sender in self._senders:
+            if close := getattr(sender, "close", None):
+                await close()
 
 
 def pipelined_agent(rt: Runtime, topic: str, handler: Handler, name: str, limit: int) -> None:

@@ -3,6 +3,7 @@ once per cause, provider faults, the rate limit, urgent first, delivery receipts
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 
 import aiohttp
@@ -13,6 +14,7 @@ from shared.events import (
     MessageDelivered,
     MessageSent,
     MessageSuppressed,
+    OutboundRequested,
     PatientEnrolled,
     ReminderDue,
 )
@@ -153,3 +155,39 @@ async def test_status_callbacks_become_delivered_and_three_undelivered_make_the_
     [alert] = await eventually(
         lambda: [e for e in watcher.events(topics.alerts) if isinstance(e, ClinicianAlert)], what="the unreachable alert")
     assert alert.severity == "routine" and alert.reasons == ["unreachable"] and alert.patient_id == "p-ana"
+
+
+async def test_bad_input_fails_clearly_and_refused_credentials_halt_sms_loudly(start_worker, publisher, topics, watch, fake_twilio):
+    notifier = await start_worker("notifier")
+    watcher = await watch(topics.deliveries, topics.dlq)
+    await enrolled(publisher, topics, fake_twilio)
+    await publisher.send(topics.due, "p-nobody", reminder(1, patient_id="p-nobody"))
+    await publisher.send(topics.due, "p-ana", reminder(2).model_copy(update={"clinic_id": "atlantis"}))
+    await publisher.send(topics.outbound, "p-ana", OutboundRequested(
+        message_key="q-1", patient_id="p-ana", clinic_id="rocklin", kind="no_such_template"))
+    deliveries = lambda: {e.message_key: e for e in watcher.events(topics.deliveries)}  # noqa: E731
+    await eventually(lambda: {"due-p-nobody-1:booking_reminder", "q-1"} <= deliveries().keys(), what="two clear outcomes")
+    assert deliveries()["due-p-nobody-1:booking_reminder"].reason == "unknown patient"
+    assert deliveries()["q-1"].type == "message.failed" and "template" in deliveries()["q-1"].error
+    [dead] = await eventually(lambda: watcher.raw(topics.dlq), what="the unknown clinic dead-lettered")
+    assert "atlantis" in dead["error"] and "clinics file" in dead["error"]
+
+    fake_twilio.fail_next("20003")
+    await publisher.send(topics.due, "p-ana", reminder(3))
+    await publisher.send(topics.due, "p-ana", reminder(4))
+
+    async def halted() -> str:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{notifier.url}/metrics") as response:
+                return await response.text()
+
+    metrics_text = ""
+    for _ in range(100):
+        metrics_text = await halted()
+        if 'cyclecare_provider_halted{provider="twilio"} 1.0' in metrics_text:
+            break
+        await asyncio.sleep(0.1)
+    assert 'cyclecare_provider_halted{provider="twilio"} 1.0' in metrics_text
+    await eventually(lambda: "refused our credentials" in notifier.output(), what="the loud log line")
+    assert fake_twilio.requests == 2  # the first reminder and the refused one: nothing more while halted
+    assert not any(e.type == "message.failed" and e.message_key.startswith("due-p-ana-") for e in watcher.events(topics.deliveries))

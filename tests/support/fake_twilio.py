@@ -4,7 +4,8 @@ It records every message the real ``twilio`` client posts (with the time it arri
 answers with Twilio-shaped JSON; a test can make it answer with errors (429, 500, 21610,
 21211...), add latency, and send signed status callbacks back to a worker.
 ``python -m tests.support.fake_twilio --port N`` runs it alone (the benchmark does), with
-``GET /_stats`` giving the count and the first and last arrival times.
+``GET /_stats`` giving the count and the first and last arrival times (``POST /_reset``
+starts them again).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class FakeTwilio:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create_message)
         app.router.add_get("/_stats", self._stats)
+        app.router.add_post("/_reset", self._reset)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -118,6 +120,11 @@ class FakeTwilio:
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response({"count": self.count, "requests": self.requests, "first_at": self.first_at,
                                   "last_at": self.last_at})
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.count, self.requests, self.first_at, self.last_at = 0, 0, None, None
+        self.messages.clear()
+        return await self._stats(request)
 
     async def _create_message(self, request: web.Request) -> web.Response:
         self.requests += 1

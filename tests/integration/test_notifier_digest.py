@@ -1,0 +1,42 @@
+"""Routine and review alerts and expired check-ins wait for the clinic's daily digest email."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from shared.events import CheckinExpired, ClinicianAlert, PatientEnrolled
+from tests.support.kafka import eventually
+
+# Rocklin's digest hour is 08:00 in Los Angeles (15:00 UTC on 2026-03-12); the simulated
+# clock starts a minute before it and runs four times faster: the digest is due ~15 s in.
+CLOCK = {"CYCLECARE_CLOCK_START": "2026-03-12T14:59:00+00:00", "CYCLECARE_CLOCK_SPEED": "4"}
+RAISED = datetime(2026, 3, 12, 14, 0, tzinfo=timezone.utc)
+
+
+def alert(alert_id: str, severity: str, summary: str) -> ClinicianAlert:
+    return ClinicianAlert(alert_id=alert_id, patient_id="p-ana", clinic_id="rocklin", severity=severity,
+                          reasons=["unparsed_reply"], summary=summary, raised_at=RAISED)
+
+
+async def test_routine_review_and_expired_checkins_reach_each_clinician_in_one_digest_at_the_digest_hour(
+    start_worker, publisher, topics, smtp
+):
+    await start_worker("notifier", **CLOCK)
+    await publisher.send(topics.patients, "p-ana", PatientEnrolled(
+        patient_id="p-ana", clinic_id="rocklin", first_name="Ana", phone="+19165550123",
+        timezone="America/Los_Angeles", sms_consent=True))
+    await publisher.send(topics.alerts, "p-ana", alert("a-1", "routine", "Reply could not be read twice"))
+    await publisher.send(topics.alerts, "p-ana", alert("a-1", "routine", "Reply could not be read twice"))  # redelivered
+    await publisher.send(topics.alerts, "p-ana", alert("a-2", "review", "Headache days down 12% after 2 cycles"))
+    await publisher.send(topics.due, "p-ana", CheckinExpired(
+        patient_id="p-ana", clinic_id="rocklin", treatment_id="t-1", cycle=1, day=4, checkin_id="c-7",
+        due_at=RAISED))
+    assert smtp.messages == []  # nothing goes out before the digest hour
+
+    [lee] = await eventually(lambda: smtp.to("lee@example.org"), timeout=40, what="the digest to Dr. Lee")
+    await eventually(lambda: smtp.to("patel@example.org"), what="the digest to Dr. Patel")
+    text = lee.get_payload(0).get_payload(decode=True).decode()
+    assert "Rocklin Headache Clinic" in lee["Subject"] and "3 alerts" in lee["Subject"]
+    assert text.count("Reply could not be read twice") == 1
+    assert "Headache days down 12%" in text and "expired without an answer" in text
+    assert len(smtp.to("lee@example.org")) == 1 and smtp.to("ruiz@example.org") == []
