@@ -78,7 +78,9 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
             question = file.open.question if file.open else None
             reply = parse_reply(event.body, question)
             # the inbound agent already escalated the red flags the text itself names
-            outcome = domain.on_reply(file, event.body, event.message_sid, reply, clock.now(), escalated=True)
+            clinic = clinics.get(event.clinic_id)
+            rules = clinic.rules if clinic else domain.DEFAULT_RULES
+            outcome = domain.on_reply(file, event.body, event.message_sid, reply, clock.now(), escalated=True, rules=rules)
             await apply(outcome)
 
     # --- keyed by phone ---------------------------------------------------------

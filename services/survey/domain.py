@@ -26,6 +26,7 @@ from shared.events import (
     Severity,
     deterministic_id,
 )
+from shared.clinics import ClinicRules
 from services.survey.parsing import Question, Reply
 
 FIRST_QUESTION: dict[str, Question] = {"side_effects": "q1_red_flags", "headache_frequency": "q3a_headache_days"}
@@ -44,6 +45,7 @@ CHRONIC_DAYS = 15
 EPISODIC_MONTHS = 3
 # Two headache reports further apart than this leave a month unreported: not consecutive.
 MAX_GAP_BETWEEN_MONTHS = timedelta(days=42)
+DEFAULT_RULES = ClinicRules()
 # How many handled MessageSids and closed check-ins a file remembers (redelivery guards).
 REMEMBERED = 50
 
@@ -161,21 +163,22 @@ def red_flag_escalation(file: PatientFile, text: str, sid: str, red_flags: tuple
 
 
 def on_reply(file: PatientFile, text: str, message_sid: str, reply: Reply, now: datetime, *,
-             escalated: bool = False) -> Outcome:
+             escalated: bool = False, rules: ClinicRules = DEFAULT_RULES) -> Outcome:
     """A patient's message, read against the question open when it arrived.
     ``escalated``: the red flags in its text were already escalated upstream."""
     if message_sid in file.handled_sids:
         return Outcome(file=file)  # redelivered: its events went out the first time
-    outcome = _react(file, text, message_sid, reply, now, escalated)
+    outcome = _react(file, text, message_sid, reply, now, escalated, rules)
     sids = [*outcome.file.handled_sids, message_sid][-REMEMBERED:]
     return Outcome(file=outcome.file.model_copy(update={"handled_sids": sids}), emit=outcome.emit)
 
 
-def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, escalated: bool) -> Outcome:
+def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, escalated: bool,
+           rules: ClinicRules) -> Outcome:
     if reply.keyword:
         return KEYWORD_HANDLERS[reply.keyword](file, sid, now)
     if reply.red_flags or (file.open and file.open.question == "q1_red_flags" and reply.yes_no):
-        return _urgent(file, text, sid, reply, now, escalated=escalated and bool(reply.red_flags))
+        return _urgent(file, text, sid, reply, now, rules, escalated=escalated and bool(reply.red_flags))
     if file.open is None:
         return Outcome(file=file).add("alerts", _alert(
             file, "routine", ["patient_message"], "Patient sent a message outside a check-in.",
@@ -183,7 +186,7 @@ def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, 
         ))
     if not reply.understood:
         return _unreadable(file, text, sid, now)
-    return _answer(file, text, sid, reply, now)
+    return _answer(file, text, sid, reply, now, rules)
 
 
 # --- keywords -----------------------------------------------------------------------
@@ -224,7 +227,8 @@ KEYWORD_HANDLERS = {"help": _help, "stop": _opt_out, "start": _opt_in}
 # --- the branches of a reply ------------------------------------------------------
 
 
-def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, *, escalated: bool = False) -> Outcome:
+def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, rules: ClinicRules, *,
+            escalated: bool = False) -> Outcome:
     """Safety first: the reply and the alert go out whatever question is open (unless
     already sent upstream); a reply that also answers the open question (other than Q1)
     is then taken as that answer."""
@@ -233,7 +237,7 @@ def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime,
     if file.open and file.open.question == "q1_red_flags":
         outcome = _complete(file, file.open, {"red_flags": True, "red_flag_reasons": reasons}, text, now)
     elif file.open and reply.understood:
-        outcome = _answer(file, text, sid, reply, now)
+        outcome = _answer(file, text, sid, reply, now, rules)
     if not escalated:
         checkin_id = file.open.checkin_id if file.open else None
         outcome.emit[:0] = red_flag_escalation(file, text, sid, reply.red_flags, now, checkin_id)
@@ -253,7 +257,7 @@ def _unreadable(file: PatientFile, text: str, sid: str, now: datetime) -> Outcom
     ))
 
 
-def _answer(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime) -> Outcome:
+def _answer(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, rules: ClinicRules) -> Outcome:
     conversation = file.open
     assert conversation is not None
     question = conversation.question
@@ -264,7 +268,7 @@ def _answer(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime)
     if question == "q3b_medication_days":
         outcome = _complete(file, conversation, {"medication_days": reply.number}, text, now)
         outcome.add("outbound", _ask(file, "checkin_thanks", sid))
-        return judge_response(outcome, now)
+        return judge_response(outcome, now, rules.non_response_reduction)
     effects = [e.model_dump() for e in reply.effects or ()]
     outcome = _complete(file, conversation, {"effects": effects}, text, now)
     outcome.add("outbound", _ask(file, "checkin_thanks", sid))
@@ -335,8 +339,8 @@ def _unanswered(file: PatientFile, conversation: Conversation, now: datetime, *,
 # --- outcomes over months (NICE TA260) ------------------------------------------------
 
 
-def judge_response(outcome: Outcome, now: datetime) -> Outcome:
-    outcome = _judge_non_response(outcome, now)
+def judge_response(outcome: Outcome, now: datetime, threshold: float = RESPONSE_THRESHOLD) -> Outcome:
+    outcome = _judge_non_response(outcome, now, threshold)
     return _judge_episodic(outcome, now)
 
 
@@ -344,9 +348,9 @@ def chronological(readings: dict[str, HeadacheReading]) -> list[HeadacheReading]
     return sorted(readings.values(), key=lambda r: (r.at, r.cycle, r.day))
 
 
-def _judge_non_response(outcome: Outcome, now: datetime) -> Outcome:
-    """Headache days fell by less than 30% from baseline once two cycles were reported:
-    one `review` alert per cycle."""
+def _judge_non_response(outcome: Outcome, now: datetime, threshold: float) -> Outcome:
+    """Headache days fell by less than the clinic's threshold (30% by default) from
+    baseline once two cycles were reported: one `review` alert per cycle."""
     file = outcome.file
     baseline = file.baseline_headache_days
     readings = chronological(file.readings)
@@ -357,15 +361,15 @@ def _judge_non_response(outcome: Outcome, now: datetime) -> Outcome:
     if len(cycles) < NON_RESPONSE_AFTER_CYCLES or latest.cycle in file.non_response_cycles:
         return outcome
     reduction = (baseline - latest.days) / baseline
-    if reduction >= RESPONSE_THRESHOLD:
+    if reduction >= threshold:
         return outcome
     flagged = file.model_copy(update={"non_response_cycles": [*file.non_response_cycles, latest.cycle]})
     return Outcome(file=flagged, emit=outcome.emit).add("alerts", _alert(
         file, "review", ["non_response"],
         f"Headache days {baseline} -> {latest.days} ({reduction:.0%} reduction) after {len(cycles)} cycles; "
-        f"below the 30% response threshold.",
+        f"below the {threshold:.0%} response threshold.",
         now, {"baseline_headache_days": baseline, "latest_headache_days": latest.days, "reduction": round(reduction, 3),
-              "cycles_reported": len(cycles), "cycle": latest.cycle, "day": latest.day, "checkin_id": latest.checkin_id},
+              "threshold": threshold, "cycles_reported": len(cycles), "cycle": latest.cycle, "day": latest.day, "checkin_id": latest.checkin_id},
         cause=f"non_response:{latest.cycle}",
     ))
 

@@ -299,3 +299,13 @@ def test_the_upstream_escalation_and_the_conversation_give_the_same_alert_and_sa
     in_conversation = domain.on_reply(file, text, "SM10", parse_reply(text, None), NOW)
     assert [e.event_id for _, e in upstream] == [e.event_id for _, e in in_conversation.emit]
     assert [t for t, _ in upstream] == ["outbound", "alerts"]
+
+
+def test_a_clinic_may_set_its_own_response_threshold():
+    strict = domain.ClinicRules(non_response_reduction=0.5)
+    file, _ = headache_checkin(enrolled(baseline=20), 15, cycle=1, day=77)
+    file = opened(file, due("headache_frequency", cycle=2, day=77, at=TREATED + timedelta(weeks=12, days=77)))
+    file, _ = conversation(file, "12")
+    outcome = domain.on_reply(file, "2", "SM-strict", parse_reply("2", file.open.question), NOW, rules=strict)
+    [alert] = [a for a in alerts(outcome) if "non_response" in a.reasons]
+    assert alert.evidence["reduction"] == 0.4 and alert.evidence["threshold"] == 0.5
