@@ -57,8 +57,10 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         if isinstance(event, PatientSnapshot):
             if event.clinic_id not in clinics:
                 raise ValueError(f"clinic {event.clinic_id!r} is not in the clinics file")
-            await apply(domain.on_patient(load(event.patient_id), event))
-            await rt.publish(topics.survey_phones, event.phone, event)
+            previous = load(event.patient_id)
+            await apply(domain.on_patient(previous, event))
+            for phone in domain.phones_to_reindex(previous.phone, event):
+                await rt.publish(topics.survey_phones, phone, event)
         elif isinstance(event, PatientDischarged):
             await apply(domain.on_discharged(load(event.patient_id)))
 
@@ -86,9 +88,8 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     # --- keyed by phone ---------------------------------------------------------
 
     async def on_phone(key: str, event: Event) -> None:
-        if isinstance(event, PatientSnapshot):
-            known = phones.get(event.phone) or {}
-            phones[event.phone] = known | {"patient_id": event.patient_id, "clinic_id": event.clinic_id, "language": event.language}
+        if isinstance(event, PatientSnapshot) and key:
+            phones[key] = domain.index_phone(phones.get(key) or {}, key, event)
 
     async def on_inbound(key: str, event: Event) -> None:
         if not isinstance(event, InboundSms):

@@ -78,6 +78,7 @@ class PatientFile(BaseModel):
     clinic_id: str = ""
     first_name: str = ""
     language: str = "en"
+    phone: str | None = None
     baseline_headache_days: int | None = None
     opted_out: bool = False
     discharged: bool = False
@@ -105,8 +106,28 @@ def reading_key(cycle: int, day: int) -> str:
 def on_patient(file: PatientFile, event: PatientSnapshot) -> Outcome:
     return Outcome(file=file.model_copy(update={
         "clinic_id": event.clinic_id, "first_name": event.first_name, "language": event.language,
-        "baseline_headache_days": event.baseline_headache_days,
+        "phone": event.phone, "baseline_headache_days": event.baseline_headache_days,
     }))
+
+
+# --- the phone index (keyed by phone) ---------------------------------------------------
+
+PATIENT_OF_PHONE = ("patient_id", "clinic_id", "language")
+
+
+def phones_to_reindex(previous_phone: str | None, snapshot: PatientSnapshot) -> list[str]:
+    """The phone index entries a snapshot touches: its phone, and the one it replaces."""
+    return [snapshot.phone] + ([previous_phone] if previous_phone and previous_phone != snapshot.phone else [])
+
+
+def index_phone(entry: dict[str, Any], phone: str, snapshot: PatientSnapshot) -> dict[str, Any]:
+    """The index entry of ``phone`` after ``snapshot``: the patient's number now points to
+    them; a number they left no longer does (its MessageSid memory stays)."""
+    if phone == snapshot.phone:
+        return entry | {"patient_id": snapshot.patient_id, "clinic_id": snapshot.clinic_id, "language": snapshot.language}
+    if entry.get("patient_id") == snapshot.patient_id:
+        return {k: v for k, v in entry.items() if k not in PATIENT_OF_PHONE}
+    return entry
 
 
 def on_discharged(file: PatientFile) -> Outcome:

@@ -30,6 +30,7 @@ from shared.events import (
     MessageSuppressed,
     OutboundRequested,
     PatientEnrolled,
+    PatientUpdated,
 )
 from shared.topics import Topics
 from tests.support.fake_twilio import FakeTwilio
@@ -244,3 +245,22 @@ async def test_an_unknown_number_gets_one_neutral_reply_and_its_text_is_not_logg
         getattr(e, "body", "") != "hello again" for e in stack.events("survey-replies", object))
     log = stack.survey.output()
     assert "secret words" not in log and stranger not in log
+
+
+async def test_after_a_phone_number_change_the_old_number_is_a_stranger_and_the_new_one_the_patient(stack: Stack):
+    patient_id, old, new = f"p-{uuid.uuid4().hex[:8]}", new_phone(), new_phone()
+    await stack.enrol(patient_id, old)
+    await stack.publisher.send(stack.topics.patients, patient_id, PatientUpdated(
+        patient_id=patient_id, clinic_id="rocklin", first_name="Ana", phone=new,
+        timezone="America/Los_Angeles", language="en", sms_consent=True,
+    ))
+    phones = f"{stack.topics.namespace}-survey-phones-changelog"
+    await eventually(lambda: stack.changelog_has(phones, new) and any(
+        t == phones and k and json.loads(k) == old and v and b"patient_id" not in v for t, k, v in stack.seen.records),
+        what="the index to move the patient to the new number")
+    await stack.post(old, "trouble breathing")
+    [neutral] = await stack.sms(old, 1, "the neutral reply to the old number")
+    assert "Ana" not in neutral.body
+    await stack.post(new, "trouble breathing")
+    [alert] = await eventually(lambda: stack.alerts(patient_id), what="the urgent alert from the new number")
+    assert alert.severity == "urgent" and alert.evidence["reply"] == "trouble breathing"

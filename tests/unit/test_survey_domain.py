@@ -309,3 +309,26 @@ def test_a_clinic_may_set_its_own_response_threshold():
     outcome = domain.on_reply(file, "2", "SM-strict", parse_reply("2", file.open.question), NOW, rules=strict)
     [alert] = [a for a in alerts(outcome) if "non_response" in a.reasons]
     assert alert.evidence["reduction"] == 0.4 and alert.evidence["threshold"] == 0.5
+
+
+# --- the phone index ------------------------------------------------------------------
+
+
+def snapshot(phone: str, patient_id: str = "p-1") -> PatientEnrolled:
+    return PatientEnrolled(patient_id=patient_id, clinic_id="rocklin", first_name="Ana", phone=phone,
+                           timezone="America/Los_Angeles", language="es", sms_consent=True)
+
+
+def test_a_new_phone_number_points_to_the_patient_and_the_old_one_no_longer_does():
+    moved = snapshot("+19165550999")
+    assert domain.phones_to_reindex("+19165550123", moved) == ["+19165550999", "+19165550123"]
+    assert domain.phones_to_reindex("+19165550999", moved) == ["+19165550999"]
+    assert domain.index_phone({"sids": ["SM1"]}, "+19165550999", moved) == {
+        "sids": ["SM1"], "patient_id": "p-1", "clinic_id": "rocklin", "language": "es"}
+    old = {"patient_id": "p-1", "clinic_id": "rocklin", "language": "es", "sids": ["SM2"]}
+    assert domain.index_phone(old, "+19165550123", moved) == {"sids": ["SM2"]}
+
+
+def test_a_number_now_belonging_to_someone_else_is_not_released_by_the_previous_owner():
+    taken = {"patient_id": "p-2", "clinic_id": "rocklin", "language": "en"}
+    assert domain.index_phone(taken, "+19165550123", snapshot("+19165550999", "p-1")) == taken
