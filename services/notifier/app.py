@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 HALT_SECONDS = 60.0
 DIGEST_CHECK_SECONDS = 1.0
+CONTACT_WAIT_SECONDS = 5.0
 NUMBER_PROBLEMS = ("21211", "21612", "21614", "21606", "21635")
 Handler = Callable[[str, Event], Awaitable[None]]
 
@@ -121,6 +122,26 @@ def build(
             message_key=s.message_key, patient_id=s.patient_id, clinic_id=s.clinic_id,
             channel=s.channel, kind=s.kind, reason=s.reason,
         ))
+
+    async def refuse(r: domain.Refused) -> None:
+        if ledger.get(r.message_key):
+            return
+        metrics.MESSAGES.labels(r.channel, "failed").inc()
+        ledger[r.message_key] = {"status": "failed", "error": r.error}
+        log.warning("message %s (%s) refused: %s", r.message_key[:12], r.kind, r.error)
+        await report(r.patient_id or r.clinic_id or "", MessageFailed(
+            message_key=r.message_key, patient_id=r.patient_id, clinic_id=r.clinic_id,
+            channel=r.channel, kind=r.kind, error=r.error,
+        ))
+
+    async def contact_soon(patient_id: str | None) -> domain.Contact | None:
+        """The patient's contact, waiting a little for it: the patients topic is read by
+        another agent, so an enrolment and a due event sent together can arrive in either
+        order. The wait is this record's own; other records flow on."""
+        deadline = time.monotonic() + CONTACT_WAIT_SECONDS
+        while (found := contact(patient_id)) is None and patient_id and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return found
 
     async def deliver(out: domain.Outgoing, attempt: int = 0) -> None:
         if ledger.get(out.message_key) or out.message_key in in_flight:
@@ -224,6 +245,8 @@ def build(
         for decision in sorted(decisions, key=lambda d: not getattr(d, "urgent", False)):
             if isinstance(decision, domain.Suppressed):
                 await suppress(decision)
+            elif isinstance(decision, domain.Refused):
+                await refuse(decision)
             else:
                 await deliver(decision)
 
@@ -252,7 +275,8 @@ def build(
 
     async def on_due(key: str, event: Event) -> None:
         if isinstance(event, (CheckinDue, ReminderDue)):
-            await execute(domain.on_due(event, contact(event.patient_id), clinic_of(event.clinic_id)))
+            clinic = clinic_of(event.clinic_id)
+            await execute(domain.on_due(event, await contact_soon(event.patient_id), clinic))
         elif isinstance(event, CheckinExpired):
             await add_to_digest(digest.line_for_expired(event, contact(event.patient_id), clinic_of(event.clinic_id)))
 
@@ -266,7 +290,7 @@ def build(
     async def on_outbound(key: str, event: Event) -> None:
         if isinstance(event, OutboundRequested):
             clinic = clinic_of(event.clinic_id) if event.patient_id else None
-            await execute(domain.on_outbound(event, contact(event.patient_id), clinic))
+            await execute(domain.on_outbound(event, await contact_soon(event.patient_id), clinic))
 
     async def on_internal(key: str, event: Event) -> None:
         if isinstance(event, RetryScheduled):
@@ -322,10 +346,12 @@ def build(
 
     for topic, handler in {topics.patients: on_patient, topics.consent: on_consent, topics.deliveries: on_delivery}.items():
         rt.agent(topic, handler, name=f"notifier_{handler.__name__}")
-    for topic, handler in {
-        topics.due: on_due, topics.alerts: on_alert, topics.outbound: on_outbound, topics.notifier_retry: on_internal,
-    }.items():
-        pipelined_agent(rt, topic, handler, f"notifier_{handler.__name__}", settings.notifier_in_flight)
+    limit = settings.notifier_in_flight
+    for topic, handler, most in (
+        (topics.due, on_due, limit), (topics.alerts, on_alert, limit), (topics.outbound, on_outbound, limit),
+        (topics.notifier_retry, on_internal, limit * 16),  # mostly retries asleep until their moment: cheap
+    ):
+        pipelined_agent(rt, topic, handler, f"notifier_{handler.__name__}", most)
     add_status_webhook(rt)
     rt.app.service(_ClosesSenders(sms, email))
     return rt

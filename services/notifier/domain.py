@@ -77,7 +77,20 @@ class Suppressed(BaseModel):
     reason: str
 
 
-Decision = Outgoing | Suppressed
+class Refused(BaseModel):
+    """A message that cannot be sent at all (``message.failed``), e.g. for an unknown patient."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_key: str
+    kind: str
+    channel: Literal["sms", "email"] = "sms"
+    patient_id: str | None
+    clinic_id: str | None
+    error: str
+
+
+Decision = Outgoing | Suppressed | Refused
 
 
 def contact_from(snapshot: PatientSnapshot, previous: Contact | None) -> Contact:
@@ -123,11 +136,12 @@ def emergency_number(phone: str) -> str:
 
 def for_patient(
     key: str, kind: str, contact: Contact | None, clinic: Clinic, *, urgent: bool = False,
-    extra: dict[str, Any] | None = None, sms_only: bool = False,
+    extra: dict[str, Any] | None = None, sms_only: bool = False, patient_id: str | None = None,
 ) -> Decision:
     """One message to a patient on the channel their consent allows."""
     if contact is None:
-        return Suppressed(message_key=key, kind=kind, patient_id=None, clinic_id=clinic.id, reason="unknown patient")
+        return Refused(message_key=key, kind=kind, patient_id=patient_id, clinic_id=clinic.id,
+                       error="unknown patient: no patient.enrolled has been seen for this patient_id")
     context = patient_context(contact, clinic) | (extra or {})
     common = dict(
         message_key=key, kind=kind, language=contact.language, urgent=urgent,
@@ -145,10 +159,11 @@ def for_patient(
 def on_due(event: Event, contact: Contact | None, clinic: Clinic) -> list[Decision]:
     if isinstance(event, CheckinDue):
         kind = FIRST_QUESTION[event.kind]
-        return [for_patient(f"{event.event_id}:{kind}", kind, contact, clinic, sms_only=True)]
+        return [for_patient(f"{event.event_id}:{kind}", kind, contact, clinic, sms_only=True, patient_id=event.patient_id)]
     if isinstance(event, ReminderDue):
         extra = {"days_since": event.day}
-        return [for_patient(f"{event.event_id}:booking_reminder", "booking_reminder", contact, clinic, extra=extra)]
+        return [for_patient(f"{event.event_id}:booking_reminder", "booking_reminder", contact, clinic, extra=extra,
+                            patient_id=event.patient_id)]
     return []
 
 
@@ -160,7 +175,8 @@ def on_outbound(event: OutboundRequested, contact: Contact | None, clinic: Clini
                 language=event.language, urgent=event.urgent, context=dict(event.context),
             )
         ]
-    return [for_patient(event.message_key, event.kind, contact, clinic, urgent=event.urgent, extra=event.context, sms_only=True)]
+    return [for_patient(event.message_key, event.kind, contact, clinic, urgent=event.urgent, extra=event.context,
+                        sms_only=True, patient_id=event.patient_id)]
 
 
 def on_alert(alert: ClinicianAlert, contact: Contact | None, clinic: Clinic) -> list[Decision]:
