@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from aiohttp import web
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,6 +27,30 @@ from shared.topics import Topics
 log = logging.getLogger(__name__)
 
 
+class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport):  # noqa: ANN001, ANN202
+        consumer = super()._create_worker_consumer(transport)
+        # faust-streaming fixes the fetch wait at 1500 ms. A broker that holds a fetch for
+        # part of that wait (the embedded one does) then adds up to 1.5 s to every hop,
+        # which an urgent alert cannot afford; Apache Kafka answers as soon as data arrives.
+        consumer._fetch_max_wait_ms = self.app.conf.cyclecare_fetch_max_wait_ms  # noqa: SLF001
+        return consumer
+
+
+class _Consumer(aiokafka_driver.Consumer):
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(aiokafka_driver.Transport):
+    Consumer = _Consumer
+
+
+class _App(faust.App):
+    def _new_transport(self) -> _Transport:
+        return _Transport(self.conf.broker_consumer, self)
+
+
 class Runtime:
     """One service's Faust app with its topics, DLQ and HTTP routes."""
 
@@ -34,7 +59,7 @@ class Runtime:
         self.settings = settings
         self.topics = Topics(settings.topic_namespace)
         (settings.data_dir / service).mkdir(parents=True, exist_ok=True)
-        self.app = faust.App(
+        self.app = _App(
             f"{settings.topic_namespace}-{service}",
             broker=settings.broker_url,
             store=settings.table_store,
@@ -51,6 +76,7 @@ class Runtime:
             stream_wait_empty=False,
             consumer_auto_offset_reset="earliest",
         )
+        self.app.conf.cyclecare_fetch_max_wait_ms = settings.fetch_max_wait_ms
         self.routes = web.RouteTableDef()
         self._topic_cache: dict[str, faust.TopicT] = {}
         self._add_health_routes()

@@ -36,6 +36,7 @@ async def test_treatment_two_days_ago_leads_to_checkin_sms_and_a_yes_to_an_urgen
     notifier = await start_worker("notifier", **CLOCK)
     survey = await start_worker("survey", **CLOCK)
     alerts = await watch(topics.alerts)
+    phone_index = await watch(f"{topics.namespace}-survey-phones-changelog")
     phone = "+19165550123"
 
     await publisher.send(topics.patients, "p-ana", enrolment("p-ana", phone))
@@ -46,6 +47,9 @@ async def test_treatment_two_days_ago_leads_to_checkin_sms_and_a_yes_to_an_urgen
     assert "swallow" in question.body.lower() and "Rocklin Headache Clinic" in question.body
     assert "botox" not in question.body.lower() and "migraine" not in question.body.lower()
 
+    # the survey learns the patient's number from the enrolment; a reply can only be
+    # matched once that has happened (a real patient replies minutes later)
+    await eventually(lambda: phone_index.records, what="the survey indexing the patient's phone")
     form, signature = signed_form(fake_twilio.auth_token, "YES", "SM00000000000000000000000000000001", phone)
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{survey.url}/twilio/sms", data=form, headers={"X-Twilio-Signature": signature}) as response:
