@@ -125,6 +125,22 @@ def templates_check(max_segments: int) -> None:
 
 
 
+@main.command("import")
+@click.argument("kind", type=click.Choice(("patients", "treatments")))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate and report the rows; publish nothing.")
+def import_file(kind: str, file: Path, dry_run: bool) -> None:
+    """Load a clinic's CSV export (columns: see README) with a per-row error report."""
+    from services.scheduler.importer import run_import
+    from shared.clinics import ClinicsFileError, load_clinics
+
+    settings = load_settings()
+    try:
+        clinics = load_clinics(settings.clinics_file)
+    except ClinicsFileError as exc:
+        raise SystemExit(f"cyclecare: CYCLECARE_CLINICS: {exc}") from None
+    raise SystemExit(run_import(kind, file, settings, clinics, dry_run=dry_run))
+
 
 if __name__ == "__main__":
     main()

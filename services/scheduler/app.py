@@ -35,6 +35,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     schedules = rt.table("schedules")
     wheel = TimerWheel()
     needs_rebuild = [True]
+    indexed = [-1]  # how many schedules the wheel has seen; the changelog replay can add more
     topics = rt.topics
 
     def rules_for(clinic_id: str | None) -> ClinicRules:
@@ -51,10 +52,13 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
 
     async def apply(outcome: domain.Outcome) -> None:
         schedule = outcome.schedule
-        schedules[schedule.patient_id] = schedule.model_dump(mode="json")
-        wheel.set(schedule.patient_id, schedule.next_fire_at(), len(schedule.pending) + len(schedule.held))
+        # Events first, on the broker, then the table: a crash in between fires again with
+        # the same ids instead of remembering a moment as fired that nobody heard of.
         for short, event in outcome.emit:
-            await rt.publish(topics.name(short), schedule.patient_id, event)
+            await rt.publish(topics.name(short), schedule.patient_id, event, wait=True)
+        schedules[schedule.patient_id] = schedule.model_dump(mode="json")
+        indexed[0] = len(schedules)
+        wheel.set(schedule.patient_id, schedule.next_fire_at(), len(schedule.pending) + len(schedule.held))
         for timer in outcome.skipped:
             log.info("skipped %s day %s of treatment cycle %s", timer.event_type, timer.day, timer.cycle)
         for rejected in outcome.rejected:
@@ -106,13 +110,20 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     async def _assigned(app, assigned, **kwargs) -> None:  # noqa: ANN001
         needs_rebuild[0] = True
 
+    @schedules.on_recover
+    async def _recovered() -> None:
+        # Assignment comes before the changelog is replayed: index the table again once
+        # it holds every assigned partition, or patients restored late would never fire.
+        needs_rebuild[0] = True
+
     @rt.app.timer(settings.tick_seconds)
     async def tick() -> None:
         if not rt.ready():
             return
         now = clock.now()
-        if needs_rebuild[0]:
+        if needs_rebuild[0] or indexed[0] != len(schedules):
             needs_rebuild[0] = False
+            indexed[0] = len(schedules)
             wheel.clear()
             for patient_id, stored in list(schedules.items()):
                 timers = len(stored.get("pending", ())) + len(stored.get("held", ()))

@@ -191,12 +191,14 @@ def plan_cycle(
     return [t for t in timers if t not in stale], stale
 
 
-def expiry_timer(fired: Timer, rules: ClinicRules) -> Timer:
+def expiry_timer(fired: Timer, rules: ClinicRules, now: datetime) -> Timer:
+    """The check-in closes ``checkin_expiry_hours`` after the question actually went out
+    (a check-in fired late on catch-up still gets its full time to answer)."""
     return fired.model_copy(
         update={
             "timer_id": deterministic_id(fired.timer_id, "expiry"),
             "event_type": "checkin.expired",
-            "fire_at": fired.fire_at + timedelta(hours=rules.checkin_expiry_hours),
+            "fire_at": max(fired.fire_at, now) + timedelta(hours=rules.checkin_expiry_hours),
         }
     )
 
@@ -280,7 +282,7 @@ def on_treatment(
             "pending": under_way + timers,
         }
     )
-    emit = [("due", _skipped_event(schedule.patient_id, updated.clinic_id or "", t)) for t in stale]
+    emit = [("due", _skipped_event(schedule.patient_id, updated.clinic_id or "", t, now)) for t in stale]
     return Outcome(schedule=updated, emit=emit, skipped=stale)
 
 
@@ -288,22 +290,25 @@ def _hold(schedule: PatientSchedule, treatment: TreatmentRecorded, rules: Clinic
     """Keep a treatment of a patient not enrolled yet, until the patient arrives or the bound passes."""
     if any(t.treatment_id == treatment.treatment_id for t in schedule.held):
         return schedule
-    held_until = schedule.held_until or now + timedelta(days=rules.hold_unknown_patient_days)
+    held_until = schedule.held_until or (None if schedule.held else now + timedelta(days=rules.hold_unknown_patient_days))
     return schedule.model_copy(update={"held": [*schedule.held, treatment], "held_until": held_until})
 
 
-def give_up_held(schedule: PatientSchedule, now: datetime) -> Outcome:
-    """Held treatments whose patient never enrolled in time go to the dead-letter topic."""
+def report_held(schedule: PatientSchedule, rules: ClinicRules, now: datetime) -> Outcome:
+    """Held treatments whose patient is still not enrolled after the bound are reported to
+    the dead-letter topic, once, and kept: an enrolment that comes later (a slow EHR, or the
+    backlog a restarted worker has yet to read) still schedules them."""
     if not schedule.held or schedule.held_until is None or schedule.held_until > now:
         return Outcome(schedule=schedule)
-    reason = f"patient {schedule.patient_id!r} was not enrolled by {schedule.held_until.isoformat()}"
+    reason = (f"patient {schedule.patient_id!r} was not enrolled within {rules.hold_unknown_patient_days} days; "
+              "the treatment stays held and is scheduled if the patient is enrolled")
     rejected = [Rejected(treatment=t, reason=reason) for t in schedule.held]
-    return Outcome(schedule=schedule.model_copy(update={"held": [], "held_until": None}), rejected=rejected)
+    return Outcome(schedule=schedule.model_copy(update={"held_until": None}), rejected=rejected)
 
 
 def fire_due(schedule: PatientSchedule, rules: ClinicRules, now: datetime) -> Outcome:
-    """Fire every pending timer whose moment has come (and give up overdue held treatments)."""
-    outcome = give_up_held(schedule, now)
+    """Fire every pending timer whose moment has come (and report treatments held too long)."""
+    outcome = report_held(schedule, rules, now)
     schedule = outcome.schedule
     keep: list[Timer] = []
     for timer in sorted(schedule.pending, key=lambda t: t.fire_at):
@@ -313,11 +318,11 @@ def fire_due(schedule: PatientSchedule, rules: ClinicRules, now: datetime) -> Ou
             keep.append(timer.model_copy(update={"fire_at": next_allowed(now, schedule.timezone or "UTC", rules)}))
         elif timer.patient_facing and not schedule.reachable:
             outcome.skipped.append(timer)
-            outcome.emit.append(("due", _skipped_event(schedule.patient_id, schedule.clinic_id or "", timer, "no consent")))
+            outcome.emit.append(("due", _skipped_event(schedule.patient_id, schedule.clinic_id or "", timer, now, "no consent")))
         else:
             outcome.emit.extend(_fired(schedule, timer, now))
             if timer.event_type == "checkin.due":
-                keep.append(expiry_timer(timer, rules))
+                keep.append(expiry_timer(timer, rules, now))
     outcome.schedule = schedule.model_copy(update={"pending": keep})
     return outcome
 
@@ -352,9 +357,10 @@ def _fired(schedule: PatientSchedule, timer: Timer, now: datetime) -> list[tuple
     return [("due", CycleOverdue(**common)), ("alerts", alert)]
 
 
-def _skipped_event(patient_id: str, clinic_id: str, timer: Timer, reason: str = "stale") -> DueEvent:
+def _skipped_event(patient_id: str, clinic_id: str, timer: Timer, now: datetime, reason: str = "stale") -> DueEvent:
     return TimerSkipped(
         event_id=deterministic_id(timer.timer_id, "skipped"),
+        occurred_at=now,
         patient_id=patient_id,
         clinic_id=clinic_id,
         treatment_id=timer.treatment_id,

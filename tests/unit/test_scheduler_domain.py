@@ -141,6 +141,14 @@ def test_a_fired_checkin_leaves_an_expiry_timer_48_hours_later():
     assert [type(e) for _, e in later.emit] == [CheckinExpired]
 
 
+def test_a_checkin_fired_late_on_catch_up_still_gets_48_hours_to_be_answered():
+    schedule = treated(date(2026, 1, 5), at("2026-01-05T20:00:00+00:00")).schedule
+    late = at("2026-01-10T18:00:00+00:00")  # the worker was down from day 2 to day 5
+    outcome = domain.fire_due(schedule, RULES, late)
+    expiry = next(t for t in outcome.schedule.pending if t.event_type == "checkin.expired")
+    assert expiry.fire_at == late + timedelta(hours=48)
+
+
 def test_firing_again_at_the_same_moment_emits_nothing_more():
     schedule = treated(date(2026, 1, 5), at("2026-01-05T20:00:00+00:00")).schedule
     once = domain.fire_due(schedule, RULES, at("2026-01-07T18:00:00+00:00"))
@@ -351,14 +359,17 @@ def test_a_treatment_for_an_unknown_patient_is_held_until_the_patient_is_enrolle
     assert arrived.held == [] and arrived.cycle == 1 and len(arrived.pending) == 9
 
 
-def test_a_held_treatment_whose_patient_never_arrives_is_rejected_after_the_bound():
+def test_a_held_treatment_whose_patient_never_arrives_is_reported_once_after_the_bound_and_kept():
     now = at("2026-01-05T20:00:00+00:00")
     held = domain.on_treatment(PatientSchedule(patient_id="p-1"), treatment(date(2026, 1, 5)), RULES, now).schedule
     assert domain.fire_due(held, RULES, now + timedelta(days=13)).rejected == []
     outcome = domain.fire_due(held, RULES, now + timedelta(days=14))
-    [rejected] = outcome.rejected
-    assert rejected.treatment.treatment_id == "t-1" and "not enrolled" in rejected.reason
-    assert outcome.schedule.held == [] and outcome.schedule.next_fire_at() is None
+    [reported] = outcome.rejected
+    assert reported.treatment.treatment_id == "t-1" and "not enrolled within 14 days" in reported.reason
+    assert outcome.schedule.next_fire_at() is None  # reported once
+    assert domain.fire_due(outcome.schedule, RULES, now + timedelta(days=30)).rejected == []
+    late = domain.on_patient(outcome.schedule, patient(), RULES, now + timedelta(days=15)).schedule
+    assert late.cycle == 1 and late.held == []
 
 
 def test_a_held_treatment_dated_in_the_future_is_rejected_without_losing_the_enrolment():

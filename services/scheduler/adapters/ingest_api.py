@@ -27,6 +27,12 @@ def _problem(status: int, reason: str, details: list | None = None) -> web.Respo
     return web.json_response(body, status=status)
 
 
+def _plain_fields(reasons: list[dict], event_type: object) -> list[dict]:
+    """``patient.enrolled.phone`` -> ``phone``: the union's tag is no field of the body."""
+    prefix = f"{event_type}."
+    return [r | {"field": r["field"].removeprefix(prefix)} for r in reasons]
+
+
 def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
     token = rt.settings.api_token
 
@@ -46,7 +52,7 @@ def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
         try:
             event = adapter.validate_python(body)
         except ValidationError as exc:
-            return _problem(422, "invalid event", validation_reasons(exc))
+            return _problem(422, "invalid event", _plain_fields(validation_reasons(exc), body["type"]))
         if event.clinic_id not in clinics:
             return _problem(422, "invalid event", [{"field": "clinic_id", "error": f"unknown clinic {event.clinic_id!r}"}])
         await rt.publish(topic, event.patient_id, event, wait=True)
