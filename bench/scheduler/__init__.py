@@ -1,0 +1,1 @@
+"""Scheduler benchmark: ``.venv/bin/python -m bench.scheduler [--patients N] [--timers N]``."""

@@ -1,0 +1,245 @@
+"""Measure the scheduler on the embedded broker (see the README, "Scheduler").
+
+1. ingest: N patients with one treatment each, events/s until every timer is registered
+   (``cyclecare_timers_pending``), next to a plain aiokafka consume->produce loop over the
+   same messages on the same broker;
+2. tick cost with many pending timers and none due, against few;
+3. peak RSS of the scheduler worker holding the timers of step 1;
+4. catch-up: a new worker whose clock is past every patient's day-2 check-in fires them all.
+
+Prints a readable report and, last, one line of JSON with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.broker import EmbeddedBroker, ensure_topics, free_port
+from shared.topics import Topics
+
+ROOT = Path(__file__).parents[2]
+TREATED_ON = "2026-03-02"
+INGEST_CLOCK = "2026-03-02T19:00:00+00:00"  # 11:00 in Los Angeles on the day of treatment
+CATCHUP_CLOCK = "2026-03-05T00:00:00+00:00"  # 16:00 on day 2: every day-2 check-in is due
+TIMERS_PER_PATIENT = 9
+PARTITIONS = 8
+
+
+def messages(patients: int, topics: Topics) -> list[tuple[str, bytes, bytes]]:
+    out = []
+    for n in range(patients):
+        pid = f"p-{n}"
+        patient = {"type": "patient.enrolled", "version": 1, "event_id": f"e-p-{n}", "occurred_at": INGEST_CLOCK,
+                   "patient_id": pid, "clinic_id": "rocklin", "first_name": "Ana", "phone": f"+1916{n:07d}",
+                   "timezone": "America/Los_Angeles", "language": "en", "sms_consent": True}
+        treatment = {"type": "treatment.recorded", "version": 1, "event_id": f"e-t-{n}", "occurred_at": INGEST_CLOCK,
+                     "treatment_id": f"t-{n}", "patient_id": pid, "clinic_id": "rocklin", "administered_on": TREATED_ON}
+        out.append((topics.patients, pid.encode(), json.dumps(patient).encode()))
+        out.append((topics.treatments, pid.encode(), json.dumps(treatment).encode()))
+    return out
+
+
+async def produce(bootstrap: str, batch: list[tuple[str, bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in batch]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def plain_loop(bootstrap: str, topics: Topics, batch: list) -> float:
+    """Events/s of a bare consume->produce loop, measured like the scheduler: from the first
+    message produced to the last one consumed and forwarded."""
+    sink = topics.name("bench-sink")
+    await ensure_topics(bootstrap, [sink], PARTITIONS)
+    consumer = AIOKafkaConsumer(topics.patients, topics.treatments, bootstrap_servers=bootstrap,
+                                group_id=f"plain-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    while not consumer.assignment():
+        await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    feeding = asyncio.create_task(produce(bootstrap, batch))
+    seen = 0
+    while seen < len(batch):
+        for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+            for record in records:
+                await producer.send(sink, record.value, key=record.key)
+            seen += len(records)
+    await producer.flush()
+    elapsed = time.perf_counter() - started
+    await feeding
+    await consumer.stop()
+    await producer.stop()
+    return len(batch) / elapsed
+
+
+class Worker:
+    def __init__(self, bootstrap: str, namespace: str, clock: str, data: Path) -> None:
+        self.port = free_port()
+        env = os.environ | {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CYCLECARE_TOPIC_NAMESPACE": namespace,
+            "CYCLECARE_PARTITIONS": str(PARTITIONS), "CYCLECARE_HTTP_PORT": str(self.port),
+            "CYCLECARE_HTTP_HOST": "127.0.0.1", "CYCLECARE_CLOCK_START": clock, "CYCLECARE_CLOCK_SPEED": "1",
+            "CYCLECARE_TICK_SECONDS": "0.2", "CYCLECARE_REBALANCE_TIMEOUT": "2", "CYCLECARE_DATA_DIR": str(data),
+            "CYCLECARE_LOG_LEVEL": "WARNING",
+        }
+        self.log = open(data / f"scheduler-{self.port}.log", "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "scheduler"],
+                                        env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def metric(self, name: str) -> float | None:
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{self.url}/metrics") as response:
+                    for line in (await response.text()).splitlines():
+                        if line.startswith(name + " "):
+                            return float(line.split()[1])
+        except aiohttp.ClientError:
+            return None
+        return None
+
+    async def ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                try:
+                    async with http.get(f"{self.url}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise SystemExit("scheduler worker never became ready")
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+async def wait_metric(worker: Worker, name: str, target: float, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (await worker.metric(name) or 0) >= target:
+            return time.perf_counter()
+        await asyncio.sleep(0.25)
+    raise SystemExit(f"{name} never reached {target} (last {await worker.metric(name)})")
+
+
+def tick_cost(pending: int, ticks: int = 2000) -> float:
+    """Microseconds per tick of the wheel with ``pending`` patients and none due (the
+    scheduler's tick: count, overdue look, pop what is due)."""
+    from services.scheduler.timerwheel import TimerWheel
+
+    wheel, base = TimerWheel(), datetime(2026, 3, 2, tzinfo=timezone.utc)
+    for n in range(pending):
+        wheel.set(f"p-{n}", base + timedelta(days=2, seconds=n % 86400), TIMERS_PER_PATIENT)
+    now = base + timedelta(hours=1)
+    started = time.perf_counter()
+    for _ in range(ticks):
+        _ = wheel.timers, wheel.overdue(now)
+        assert wheel.pop_due(now) == []
+    return (time.perf_counter() - started) / ticks * 1e6
+
+
+async def count_due(bootstrap: str, topic: str, target: int, timeout: float) -> float:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    ids: set[bytes] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(ids) < target and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=10000)).values():
+                for record in records:
+                    if b'"checkin.due"' in record.value:
+                        ids.add(json.loads(record.value)["event_id"].encode())
+        return time.perf_counter() if len(ids) >= target else float("nan")
+    finally:
+        await consumer.stop()
+
+
+async def main(args: argparse.Namespace) -> dict:
+    report: dict = {"patients": args.patients}
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(log_path=Path(tmp) / "tansu.log") as broker:
+        bootstrap = broker.bootstrap_servers
+        topics = Topics(f"bench{uuid.uuid4().hex[:6]}")
+        await ensure_topics(bootstrap, topics.all(), PARTITIONS)
+        batch = messages(args.patients, topics)
+        print(f"embedded broker {bootstrap}; {len(batch):,} messages ({args.patients:,} patients + treatments)")
+
+        plain_topics = Topics(f"plain{uuid.uuid4().hex[:6]}")
+        await ensure_topics(bootstrap, plain_topics.all(), PARTITIONS)
+        plain = await plain_loop(bootstrap, plain_topics, messages(args.patients, plain_topics))
+        print(f"1. plain aiokafka consume->produce: {plain:,.0f} events/s")
+
+        worker = Worker(bootstrap, topics.namespace, INGEST_CLOCK, Path(tmp))
+        await worker.ready()
+        started = time.perf_counter()
+        await produce(bootstrap, batch)
+        done = await wait_metric(worker, "cyclecare_timers_pending", args.patients * TIMERS_PER_PATIENT, args.timeout)
+        ingest = len(batch) / (done - started)
+        report |= {"ingest_events_per_s": round(ingest), "plain_events_per_s": round(plain),
+                   "ingest_ratio": round(ingest / plain, 3)}
+        print(f"   scheduler: {ingest:,.0f} events/s until {args.patients * TIMERS_PER_PATIENT:,} timers registered "
+              f"({done - started:.1f} s); ratio {ingest / plain:.3f} (aim >= 0.25)")
+
+        rss = worker.peak_rss_mb()
+        report |= {"peak_rss_mb": round(rss), "timers_held": args.patients * TIMERS_PER_PATIENT}
+        print(f"3. peak RSS of the worker holding {args.patients * TIMERS_PER_PATIENT:,} timers: {rss:,.0f} MB (aim < 1536)")
+        worker.stop()
+
+        big, small = tick_cost(args.timers), tick_cost(1000)
+        report |= {"tick_us_many": round(big, 2), "tick_us_1000": round(small, 2), "tick_pending_many": args.timers,
+                   "tick_ratio": round(big / small, 2)}
+        print(f"2. tick with {args.timers:,} patients pending, none due: {big:.2f} us; with 1,000: {small:.2f} us; "
+              f"ratio {big / small:.2f} (aim <= 2)")
+
+        catchup = Worker(bootstrap, topics.namespace, CATCHUP_CLOCK, Path(tmp))
+        spawned = time.perf_counter()
+        await catchup.ready()
+        ready = time.perf_counter()
+        fired = await count_due(bootstrap, topics.due, args.patients, args.timeout)
+        report |= {"catchup_s": round(fired - ready, 2), "catchup_incl_start_s": round(fired - spawned, 2),
+                   "catchup_timers": args.patients, "catchup_rss_mb": round(catchup.peak_rss_mb())}
+        print(f"4. catch-up: {args.patients:,} timers due while no worker ran fired in {fired - ready:.1f} s after "
+              f"ready ({fired - spawned:.1f} s from start, recovery included); "
+              f"{args.patients / (fired - ready):,.0f} timers/s")
+        catchup.stop()
+    return report
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.scheduler", description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=100_000, help="patients, each with one treatment")
+    parser.add_argument("--timers", type=int, default=1_000_000, help="pending entries for the tick-cost figure")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for each phase")
+    figures = asyncio.run(main(parser.parse_args()))
+    print(json.dumps(figures))
