@@ -11,7 +11,13 @@ import logging
 import re
 from datetime import datetime, timezone
 
-_PHONE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+# E.164 and international forms (+...), North American forms ((916) 555-0199, 916.555.0199)
+# and bare runs of 9+ digits; not dates or times (2026-11-25 16:48:08 stays readable).
+_PHONE = re.compile(
+    r"\+\d[\d\s().-]{6,}\d"
+    r"|\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b"
+    r"|\b\d{9,}\b"
+)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from collections.abc import Callable
 
 from shared import metrics
@@ -37,6 +38,8 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     needs_rebuild = [True]
     indexed = [-1]  # how many schedules the wheel has seen; the changelog replay can add more
     topics = rt.topics
+    # a fire command not answered within 20 ticks (on the scheduler's clock) is sent again
+    unanswered_after = timedelta(seconds=20 * settings.tick_seconds * settings.clock_speed)
 
     def rules_for(clinic_id: str | None) -> ClinicRules:
         clinic = clinics.get(clinic_id or "")
@@ -94,8 +97,14 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     async def on_command(key: str, event: Event) -> None:
         if isinstance(event, TimerFire):
             schedule = load(event.patient_id)
-            if schedule.next_fire_at() is not None:
-                await apply(domain.fire_due(schedule, rules_for(schedule.rules_clinic), clock.now()))
+            if schedule.next_fire_at() is None:
+                wheel.set(schedule.patient_id, None)
+                return
+            outcome = domain.fire_due(schedule, rules_for(schedule.rules_clinic), clock.now())
+            if outcome.emit or outcome.skipped or outcome.schedule != schedule:
+                await apply(outcome)
+            else:  # a late copy of a command already answered: only re-arm the wheel
+                wheel.set(schedule.patient_id, schedule.next_fire_at(), len(schedule.pending) + len(schedule.held))
 
     handlers: dict[str, Callable] = {
         topics.patients: on_patient,
@@ -130,7 +139,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
                 wheel.set(patient_id, domain.stored_next_fire_at(stored), timers)
         metrics.TIMERS_PENDING.set(wheel.timers)
         metrics.TIMERS_OVERDUE.set(wheel.overdue(now))
-        for patient_id in wheel.pop_due(now):
+        for patient_id in wheel.pop_due(now, retry_at=now + unanswered_after):
             await rt.publish(topics.scheduler_commands, patient_id, TimerFire(patient_id=patient_id, at=now))
 
     add_ingest_routes(rt, clinics)

@@ -37,16 +37,18 @@ class TimerWheel:
         if len(self._heap) > 2 * len(self._earliest) + 1024:
             self._compact()
 
-    def pop_due(self, now: datetime) -> list[str]:
-        """Patients with a timer due at ``now``, each once; they leave the wheel until
-        their schedule is saved again."""
-        limit, due = now.timestamp(), []
+    def pop_due(self, now: datetime, retry_at: datetime) -> list[str]:
+        """Patients with a timer due at ``now``, each once. Each stays in the wheel due
+        again at ``retry_at``, so a fire command that is never answered is sent again;
+        the answer (a ``set`` with the patient's next moment) replaces that entry."""
+        limit, retry, due = now.timestamp(), retry_at.timestamp(), []
         while self._heap and self._heap[0][0] <= limit:
             stamp, patient_id = heapq.heappop(self._heap)
             if self._earliest.get(patient_id) == stamp:  # skip entries replaced since
-                del self._earliest[patient_id]
-                self.timers -= self._counts.pop(patient_id, 0)
+                self._earliest[patient_id] = retry
                 due.append(patient_id)
+        for patient_id in due:
+            heapq.heappush(self._heap, (retry, patient_id))
         return due
 
     def overdue(self, now: datetime) -> int:

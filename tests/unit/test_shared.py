@@ -159,9 +159,17 @@ def test_manual_clock_moves_only_when_told() -> None:
     assert clock.now().hour == 2
 
 
-@pytest.mark.parametrize("secret", ["+19165550199", "+1 (916) 555-0199", "916-555-0199", "ana@example.org", "+34 600 000 113"])
+@pytest.mark.parametrize(
+    "secret",
+    ["+19165550199", "+1 (916) 555-0199", "916-555-0199", "(916) 555-0199", "9165550199", "ana@example.org", "+34 600 000 113"],
+)
 def test_logs_never_show_phone_numbers_or_emails(secret: str) -> None:
     assert secret not in redact(f"sent to {secret} ok")
+
+
+def test_dates_times_and_counts_stay_readable_in_logs() -> None:
+    line = "tick at 2026-11-25 16:48:08.123+00:00 fired 1200 timers in 35 ms"
+    assert redact(line) == line
 
 
 def test_the_log_filter_redacts_arguments_too() -> None:
