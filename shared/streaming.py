@@ -154,7 +154,8 @@ class Runtime:
         app = self.app
         try:
             assigned = bool(app.consumer.assignment())
-            recovered = app.tables.recovery.completed.is_set()
+            # ``completed`` is set once, at the first recovery; ``in_recovery`` covers later ones
+            recovered = app.tables.recovery.completed.is_set() and not app.in_recovery
         except Exception:
             return False
         return app.started and assigned and recovered and not app.rebalancing
