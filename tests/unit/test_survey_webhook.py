@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+from yarl import URL
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
@@ -73,6 +74,15 @@ async def test_the_signature_covers_the_query_string_twilio_called(webhook):
     assert response.status == 200
     response = await client.post("/twilio/sms?clinic=other", data=form, headers=signed(form, "/twilio/sms?clinic=rocklin"))
     assert response.status == 403 and len(rt.published) == 1
+
+
+async def test_an_encoded_query_string_is_checked_exactly_as_twilio_signed_it(webhook):
+    client, rt = webhook
+    form = twilio_form()
+    path = "/twilio/sms?next=https%3A%2F%2Fclinic.test%2Fa%20b"
+    # sent exactly as written (a client normally re-quotes the query), as Twilio sends it
+    response = await client.post(URL(path, encoded=True), data=form, headers=signed(form, path))
+    assert response.status == 200 and len(rt.published) == 1
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Twilio-Signature": "Zm9yZ2Vk"}], ids=["missing", "forged"])

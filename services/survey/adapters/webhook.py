@@ -13,21 +13,15 @@ from datetime import datetime, timezone
 
 import phonenumbers
 from aiohttp import web
-from twilio.request_validator import RequestValidator
 
 from shared import metrics
 from shared.events import InboundSms
 from shared.streaming import Runtime
+from shared.twilio_signature import verify_twilio
 
 log = logging.getLogger(__name__)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 REQUIRED = ("MessageSid", "From", "To", "AccountSid")
-
-
-def public_url_of(request: web.Request, public_base: str) -> str:
-    """The URL Twilio signed: the configured public base, this path and the query string."""
-    query = f"?{request.query_string}" if request.query_string else ""
-    return public_base.rstrip("/") + request.path + query
 
 
 def normalise_phone(raw: str) -> str | None:
@@ -38,16 +32,6 @@ def normalise_phone(raw: str) -> str | None:
     if not phonenumbers.is_possible_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def verify_twilio(request: web.Request, form: dict[str, str], auth_token: str | None, public_base: str) -> web.Response | None:
-    """``None`` when the request is Twilio's; otherwise the error response to send."""
-    if not auth_token:
-        return web.Response(status=503, text="webhook disabled: TWILIO_AUTH_TOKEN is not set")
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not RequestValidator(auth_token).validate(public_url_of(request, public_base), form, signature):
-        return web.Response(status=403, text="invalid Twilio signature")
-    return None
 
 
 def add_sms_webhook(rt: Runtime) -> None:
