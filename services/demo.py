@@ -3,7 +3,6 @@ patients who answer their check-ins through the real, signed webhook."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from shared.clock import clock_from
 from shared.codec import DecodeError, decode, encode
 from shared.config import load_settings
 from shared.events import ClinicianAlert, MessageSent, PatientEnrolled, TreatmentRecorded
+from shared.readiness import NotReady, wait_until_ready
 from shared.topics import Topics
 
 PATIENTS = [
@@ -44,19 +44,11 @@ def say(started: float, text: str) -> None:
 
 
 async def wait_ready(ports: dict[str, int], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        for name, port in ports.items():
-            while True:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"cyclecare: the {name} worker did not become ready in {timeout:.0f}s")
-                await asyncio.sleep(0.5)
+    for name, port in ports.items():
+        try:
+            await wait_until_ready(f"http://127.0.0.1:{port}", timeout)
+        except NotReady:
+            raise SystemExit(f"cyclecare: the {name} worker did not become ready in {timeout:.0f}s") from None
 
 
 async def post_reply(http: aiohttp.ClientSession, public_url: str, token: str, phone: str, body: str, sid: str) -> int:

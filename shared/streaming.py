@@ -124,25 +124,29 @@ class Runtime:
         )
         await self.topic(self.topics.dlq).send(key=record.key, value=value)
 
+    async def handle(self, record: Any, handler: Callable[[str, Event], Awaitable[None]], name: str) -> None:
+        """Decode one record and run ``handler`` on it. A record that is not an event, or
+        that makes the handler fail, is dead-lettered: one bad record never stops an agent."""
+        message = record.message
+        metrics.CONSUMED.labels(self.service, message.topic).inc()
+        try:
+            event = decode(record.value)
+        except DecodeError as exc:
+            await self.dead_letter(record, str(exc))
+            return
+        key = record.key.decode() if isinstance(record.key, bytes) else ""
+        try:
+            await handler(key, event)
+        except Exception as exc:
+            log.exception("%s failed on %s %s", name, event.type, event.event_id)
+            await self.dead_letter(record, f"{type(exc).__name__}: {exc}")
+
     def agent(self, topic: str, handler: Callable[[str, Event], Awaitable[None]], name: str) -> None:
-        """Run ``handler`` on every decoded event of ``topic``; a failing handler
-        dead-letters that event and the agent carries on."""
+        """Run ``handler`` on every decoded event of ``topic``, one at a time."""
 
         async def consume(stream: faust.StreamT) -> None:
             async for record in stream.events():
-                message = record.message
-                metrics.CONSUMED.labels(self.service, message.topic).inc()
-                try:
-                    event = decode(record.value)
-                except DecodeError as exc:
-                    await self.dead_letter(record, str(exc))
-                    continue
-                key = record.key.decode() if isinstance(record.key, bytes) else ""
-                try:
-                    await handler(key, event)
-                except Exception as exc:  # one bad event must never stop the agent
-                    log.exception("%s failed on %s %s", name, event.type, event.event_id)
-                    await self.dead_letter(record, f"{type(exc).__name__}: {exc}")
+                await self.handle(record, handler, name)
 
         consume.__name__ = name
         consume.__qualname__ = f"{self.service}.{name}"

@@ -29,6 +29,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.broker import EmbeddedBroker, ensure_topics, free_port
+from shared.readiness import NotReady, wait_until_ready
 from shared.topics import Topics
 
 ROOT = Path(__file__).parents[2]
@@ -118,17 +119,10 @@ class Worker:
         return None
 
     async def ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                try:
-                    async with http.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise SystemExit("scheduler worker never became ready")
+        try:
+            await wait_until_ready(self.url, timeout)
+        except NotReady:
+            raise SystemExit("scheduler worker never became ready") from None
 
     def peak_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

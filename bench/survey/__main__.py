@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import os
 import signal
@@ -32,6 +31,7 @@ from twilio.request_validator import RequestValidator
 from shared.broker import EmbeddedBroker, ensure_topics, free_port
 from shared.codec import DecodeError, decode, encode
 from shared.events import ClinicianAlert, PatientEnrolled
+from shared.readiness import NotReady, wait_until_ready
 from shared.topics import Topics
 
 PUBLIC_URL = "https://cyclecare.bench.test/hooks"
@@ -96,19 +96,15 @@ class SurveyWorker:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "survey"], env=self.env,
                                         stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise SystemExit(f"survey worker exited:\n{self.log_path.read_text()[-2000:]}")
-                try:
-                    async with http.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise SystemExit(f"survey worker not ready in {timeout:.0f}s")
+        def exited() -> str | None:
+            if self.process.poll() is not None:
+                return f"survey worker exited:\n{self.log_path.read_text()[-2000:]}"
+            return None
+
+        try:
+            await wait_until_ready(self.url, timeout, exited)
+        except NotReady as exc:
+            raise SystemExit(str(exc)) from None
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -30,7 +30,6 @@ from mode import Service
 from shared import metrics
 from shared.clinics import Clinic, Directory
 from shared.clock import Clock, SystemClock
-from shared.codec import DecodeError, decode
 from shared.config import Settings
 from shared.events import (
     CheckinDue,
@@ -378,18 +377,7 @@ def pipelined_agent(rt: Runtime, topic: str, handler: Handler, name: str, limit:
 
     async def one(stream: faust.StreamT, record: Any, slots: asyncio.Semaphore) -> None:
         try:
-            metrics.CONSUMED.labels(rt.service, record.message.topic).inc()
-            try:
-                event = decode(record.value)
-            except DecodeError as exc:
-                await rt.dead_letter(record, str(exc))
-                return
-            key = record.key.decode() if isinstance(record.key, bytes) else ""
-            try:
-                await handler(key, event)
-            except Exception as exc:  # one bad event must never stop the agent
-                log.exception("%s failed on %s %s", name, event.type, event.event_id)
-                await rt.dead_letter(record, f"{type(exc).__name__}: {exc}")
+            await rt.handle(record, handler, name)
         finally:
             slots.release()
             await stream.ack(record)

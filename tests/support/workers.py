@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import aiohttp
-
 from shared.broker import free_port
+from shared.readiness import NotReady, wait_until_ready
 
 
 class WorkerProcess:
@@ -35,20 +33,15 @@ class WorkerProcess:
         return self
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        async with aiohttp.ClientSession() as http:
-            while loop.time() < deadline:
-                if self._process and self._process.poll() is not None:
-                    raise AssertionError(f"{self.service} exited:\n{self.log_path.read_text()[-3000:]}")
-                try:
-                    async with http.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.service} not ready in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+        def exited() -> str | None:
+            if self._process and self._process.poll() is not None:
+                return f"{self.service} exited:\n{self.output()[-3000:]}"
+            return None
+
+        try:
+            await wait_until_ready(self.url, timeout, exited)
+        except NotReady as exc:
+            raise AssertionError(f"{exc}\n{self.output()[-3000:]}") from None
 
     def stop(self, timeout: float = 20.0) -> None:
         if self._process is None or self._process.poll() is not None:
