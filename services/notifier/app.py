@@ -33,7 +33,6 @@ from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.events import (
     CheckinDue,
-    CheckinExpired,
     ClinicianAlert,
     ConsentChanged,
     DigestDue,
@@ -276,8 +275,6 @@ def build(
         if isinstance(event, (CheckinDue, ReminderDue)):
             clinic = clinic_of(event.clinic_id)
             await execute(domain.on_due(event, await contact_soon(event.patient_id), clinic))
-        elif isinstance(event, CheckinExpired):
-            await add_to_digest(digest.line_for_expired(event, contact(event.patient_id), clinic_of(event.clinic_id)))
 
     async def on_alert(key: str, event: Event) -> None:
         if isinstance(event, ClinicianAlert):

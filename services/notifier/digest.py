@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.clinics import Clinic
-from shared.events import CheckinExpired, ClinicianAlert, DigestItemAdded, deterministic_id
+from shared.events import ClinicianAlert, DigestItemAdded, deterministic_id
 from services.notifier.domain import Contact, Outgoing
 
 DIGEST_SEVERITIES = ("routine", "review")
@@ -30,10 +30,6 @@ def _when(moment: datetime, clinic: Clinic) -> str:
 
 
 def _line_key(alert: ClinicianAlert) -> str:
-    # the survey's "no reply" alert and the scheduler's checkin.expired describe one fact
-    checkin = alert.evidence.get("checkin_id")
-    if alert.reasons == ["no_reply"] and checkin:
-        return f"expired:{checkin}"
     return f"alert:{alert.alert_id}"
 
 
@@ -47,16 +43,6 @@ def line_for_alert(alert: ClinicianAlert, contact: Contact | None, clinic: Clini
     }
     return DigestItemAdded(event_id=deterministic_id("digest", alert.event_id), clinic_id=clinic.id,
                            item_key=_line_key(alert), item=item)
-
-
-def line_for_expired(event: CheckinExpired, contact: Contact | None, clinic: Clinic) -> DigestItemAdded:
-    item = {
-        "severity": "routine", "patient_ref": event.patient_id,
-        "first_name": contact.first_name if contact else "(unknown)",
-        "summary": f"Check-in of day {event.day} expired without an answer.", "raised_at": _when(event.due_at, clinic),
-    }
-    return DigestItemAdded(event_id=deterministic_id("digest", event.event_id), clinic_id=clinic.id,
-                           item_key=f"expired:{event.checkin_id}", item=item)
 
 
 def digest_messages(clinic: Clinic, day: date, lines: dict[str, dict[str, Any]]) -> list[Outgoing]:

@@ -1,4 +1,5 @@
-"""Routine and review alerts and expired check-ins wait for the clinic's daily digest email."""
+"""Routine and review alerts (unanswered check-ins among them) wait for the clinic's daily
+digest email; the scheduler's checkin.expired alone is not news (the check-in may have been answered)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ CLOCK = {"CYCLECARE_CLOCK_START": "2026-03-12T14:59:00+00:00", "CYCLECARE_CLOCK_
 RAISED = datetime(2026, 3, 12, 14, 0, tzinfo=timezone.utc)
 
 
-def alert(alert_id: str, severity: str, summary: str) -> ClinicianAlert:
+def alert(alert_id: str, severity: str, summary: str, reason: str = "unparsed_reply") -> ClinicianAlert:
     return ClinicianAlert(alert_id=alert_id, patient_id="p-ana", clinic_id="rocklin", severity=severity,
-                          reasons=["unparsed_reply"], summary=summary, raised_at=RAISED)
+                          reasons=[reason], summary=summary, raised_at=RAISED)
 
 
-async def test_routine_review_and_expired_checkins_reach_each_clinician_in_one_digest_at_the_digest_hour(
+async def test_routine_review_and_unanswered_checkins_reach_each_clinician_in_one_digest_at_the_digest_hour(
     start_worker, publisher, topics, smtp
 ):
     await start_worker("notifier", **CLOCK)
@@ -28,9 +29,10 @@ async def test_routine_review_and_expired_checkins_reach_each_clinician_in_one_d
     await publisher.send(topics.alerts, "p-ana", alert("a-1", "routine", "Reply could not be read twice"))
     await publisher.send(topics.alerts, "p-ana", alert("a-1", "routine", "Reply could not be read twice"))  # redelivered
     await publisher.send(topics.alerts, "p-ana", alert("a-2", "review", "Headache days down 12% after 2 cycles"))
-    await publisher.send(topics.due, "p-ana", CheckinExpired(
-        patient_id="p-ana", clinic_id="rocklin", treatment_id="t-1", cycle=1, day=4, checkin_id="c-7",
+    await publisher.send(topics.due, "p-ana", CheckinExpired(  # answered: not in the digest
+        patient_id="p-ana", clinic_id="rocklin", treatment_id="t-1", cycle=1, day=2, checkin_id="c-2",
         due_at=RAISED))
+    await publisher.send(topics.alerts, "p-ana", alert("a-3", "routine", "Check-in got no answer before it expired.", "no_reply"))
     assert smtp.messages == []  # nothing goes out before the digest hour
 
     [lee] = await eventually(lambda: smtp.to("lee@example.org"), timeout=40, what="the digest to Dr. Lee")
@@ -38,5 +40,6 @@ async def test_routine_review_and_expired_checkins_reach_each_clinician_in_one_d
     text = lee.get_payload(0).get_payload(decode=True).decode()
     assert "Rocklin Headache Clinic" in lee["Subject"] and "3 alerts" in lee["Subject"]
     assert text.count("Reply could not be read twice") == 1
-    assert "Headache days down 12%" in text and "expired without an answer" in text
+    assert "Headache days down 12%" in text and "no answer before it expired" in text
+    assert "day 2" not in text
     assert len(smtp.to("lee@example.org")) == 1 and smtp.to("ruiz@example.org") == []
