@@ -7,8 +7,16 @@ that URL, so the configured public base is used instead.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from twilio.request_validator import RequestValidator
+
+from shared import metrics
+
+log = logging.getLogger(__name__)
 
 
 def public_url_of(request: web.Request, public_base: str) -> str:
@@ -26,3 +34,28 @@ def verify_twilio(request: web.Request, form: dict[str, str], auth_token: str | 
     if not signature or not RequestValidator(auth_token).validate(public_url_of(request, public_base), form, signature):
         return web.Response(status=403, text="invalid Twilio signature")
     return None
+
+
+TwilioHandler = Callable[[web.Request, dict[str, str]], Awaitable[web.Response]]
+
+
+def twilio_webhook(auth_token: str | None, public_base: str, endpoint: str) -> Callable[[TwilioHandler], Callable[[web.Request], Awaitable[web.Response]]]:
+    """Make ``handler(request, form)`` a view that only ever sees Twilio's signed requests
+    (others get 403 or 503 here) and whose answer time lands in the webhook histogram."""
+
+    def wrap(handler: TwilioHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def view(request: web.Request) -> web.Response:
+            started = time.perf_counter()
+            try:
+                form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+                refused = verify_twilio(request, form, auth_token, public_base)
+                if refused is not None:
+                    log.warning("refused a request to %s: %s", endpoint, refused.text)
+                    return refused
+                return await handler(request, form)
+            finally:
+                metrics.WEBHOOK_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+
+        return view
+
+    return wrap

@@ -66,7 +66,7 @@ class Outgoing(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
 
 
-class Suppressed(BaseModel):
+class _NotSent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     message_key: str
@@ -74,19 +74,17 @@ class Suppressed(BaseModel):
     channel: Literal["sms", "email"] = "sms"
     patient_id: str | None
     clinic_id: str | None
+
+
+class Suppressed(_NotSent):
+    """A message the patient's consent or status rules out (``message.suppressed``)."""
+
     reason: str
 
 
-class Refused(BaseModel):
+class Refused(_NotSent):
     """A message that cannot be sent at all (``message.failed``), e.g. for an unknown patient."""
 
-    model_config = ConfigDict(frozen=True)
-
-    message_key: str
-    kind: str
-    channel: Literal["sms", "email"] = "sms"
-    patient_id: str | None
-    clinic_id: str | None
     error: str
 
 

@@ -7,19 +7,15 @@ happens downstream, so the answer is fast and nothing is lost if this process di
 
 from __future__ import annotations
 
-import logging
-import time
 from datetime import datetime, timezone
 
 import phonenumbers
 from aiohttp import web
 
-from shared import metrics
 from shared.events import InboundSms
 from shared.streaming import Runtime
-from shared.twilio_signature import verify_twilio
+from shared.twilio_signature import twilio_webhook
 
-log = logging.getLogger(__name__)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 REQUIRED = ("MessageSid", "From", "To", "AccountSid")
 
@@ -38,24 +34,16 @@ def add_sms_webhook(rt: Runtime) -> None:
     settings = rt.settings
 
     @rt.routes.post("/twilio/sms")
-    async def inbound_sms(request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        try:
-            form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-            refused = verify_twilio(request, form, settings.twilio_auth_token, settings.public_url)
-            if refused is not None:
-                log.warning("refused an inbound SMS webhook: %s", refused.text)
-                return refused
-            missing = [f for f in REQUIRED if not form.get(f)]
-            sender = normalise_phone(form.get("From", ""))
-            if missing or sender is None or "Body" not in form:
-                reason = f"missing fields: {', '.join(missing)}" if missing else "Body is missing" if "Body" not in form else "From is not a phone number"
-                return web.Response(status=400, text=f"not a Twilio SMS: {reason}")
-            message = InboundSms(
-                message_sid=form["MessageSid"], from_phone=sender, to_phone=form["To"], body=form["Body"],
-                received_at=datetime.now(timezone.utc),
-            )
-            await rt.publish(rt.topics.inbound, sender, message, wait=True)
-            return web.Response(text=EMPTY_TWIML, content_type="text/xml")
-        finally:
-            metrics.WEBHOOK_LATENCY.labels("/twilio/sms").observe(time.perf_counter() - started)
+    @twilio_webhook(settings.twilio_auth_token, settings.public_url, "/twilio/sms")
+    async def inbound_sms(request: web.Request, form: dict[str, str]) -> web.Response:
+        missing = [f for f in REQUIRED if not form.get(f)]
+        sender = normalise_phone(form.get("From", ""))
+        if missing or sender is None or "Body" not in form:
+            reason = f"missing fields: {', '.join(missing)}" if missing else "Body is missing" if "Body" not in form else "From is not a phone number"
+            return web.Response(status=400, text=f"not a Twilio SMS: {reason}")
+        message = InboundSms(
+            message_sid=form["MessageSid"], from_phone=sender, to_phone=form["To"], body=form["Body"],
+            received_at=datetime.now(timezone.utc),
+        )
+        await rt.publish(rt.topics.inbound, sender, message, wait=True)
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
