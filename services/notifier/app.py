@@ -211,11 +211,16 @@ def build(
             return
         await fail(out, str(exc), exc.code)
         if exc.code == "21610" and out.patient_id:
-            await rt.publish(topics.consent, out.patient_id, ConsentChanged(
+            opt_out = ConsentChanged(
                 event_id=deterministic_id("provider_21610", out.message_key),
                 patient_id=out.patient_id, clinic_id=out.clinic_id or "", channel="sms", granted=False,
                 source="provider_21610",
-            ))
+            )
+            # honoured here at once: the next message for this patient may come before the
+            # consent topic has been read back
+            if c := contact(out.patient_id):
+                save(domain.with_consent(c, opt_out))
+            await rt.publish(topics.consent, out.patient_id, opt_out)
         elif exc.code in NUMBER_PROBLEMS and out.patient_id and out.audience == "patient":
             await raise_unreachable(out, exc.code)
 
