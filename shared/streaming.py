@@ -195,6 +195,7 @@ class Runtime:
             quiet=True,
             override_logging=False,
         )
+        worker.spinner = None  # a terminal progress spinner: noise in `cyclecare run` and in logs
         worker.execute_from_commandline()
 
 
