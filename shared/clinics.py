@@ -70,9 +70,6 @@ class Clinic(_Strict):
 class ClinicsFile(_Strict):
     clinics: list[Clinic]
 
-    def by_id(self) -> dict[str, Clinic]:
-        return {c.id: c for c in self.clinics}
-
 
 class Directory:
     """Look-ups of clinics by id and by the phone number patients text."""

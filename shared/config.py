@@ -81,9 +81,12 @@ class Settings(BaseModel):
         return bool(self.smtp_host)
 
     @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or "localhost:9092"
+
+    @property
     def broker_url(self) -> str:
-        servers = self.kafka_bootstrap_servers or "localhost:9092"
-        return ";".join(f"kafka://{s.strip()}" for s in servers.split(",") if s.strip())
+        return ";".join(f"kafka://{s.strip()}" for s in self.bootstrap_servers.split(",") if s.strip())
 
 
 def env_var_names() -> set[str]:

@@ -223,17 +223,9 @@ class _HttpServer(Service):
 async def create_topics(settings: Settings) -> None:
     """Create every cyclecare topic that is missing (Kafka clusters often forbid auto-creation)."""
     await ensure_topics(
-        settings.kafka_bootstrap_servers or "localhost:9092",
+        settings.bootstrap_servers,
         Topics(settings.topic_namespace).all(),
         settings.partitions,
         settings.replication_factor,
     )
 
-
-async def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(interval)
-    return predicate()

@@ -12,8 +12,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 URGENT, ROUTINE = 0, 1
 
@@ -63,11 +62,6 @@ class PriorityGate:
             self._granter = asyncio.create_task(self._grant())
         await future
 
-    @asynccontextmanager
-    async def slot(self, urgent: bool) -> AsyncIterator[None]:
-        await self.acquire(URGENT if urgent else ROUTINE)
-        yield
-
     async def _grant(self) -> None:
         while self._waiting:
             wait = self._bucket.try_take(self._clock())
@@ -79,15 +73,3 @@ class PriorityGate:
                 continue
             future.set_result(None)
 
-
-class Unlimited:
-    """A gate that never waits (email, tests)."""
-
-    waiting = 0
-
-    async def acquire(self, priority: int = ROUTINE) -> None:
-        return None
-
-    @asynccontextmanager
-    async def slot(self, urgent: bool) -> AsyncIterator[None]:
-        yield

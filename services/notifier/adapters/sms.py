@@ -103,9 +103,7 @@ class ConsoleSmsSender:
 
     def __init__(self, stream=None) -> None:  # noqa: ANN001
         self._stream = stream or sys.stdout
-        self._count = 0
 
     async def send_sms(self, to: str, body: str, idempotency_key: str, tags: Mapping[str, str] | None = None) -> str:
-        self._count += 1
         print(f"[sms to …{to[-4:]}] {body}", file=self._stream, flush=True)
         return f"console-{idempotency_key[:16]}"
