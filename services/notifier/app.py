@@ -63,6 +63,7 @@ DIGEST_CHECK_SECONDS = 1.0
 CONTACT_WAIT_SECONDS = 5.0
 NUMBER_PROBLEMS = ("21211", "21612", "21614", "21606", "21635")
 Handler = Callable[[str, Event], Awaitable[None]]
+PROVIDER = {"sms": "twilio", "email": "smtp"}
 
 
 def backoff(attempt: int, key: str) -> timedelta:
@@ -100,8 +101,8 @@ def build(
     def save(c: domain.Contact) -> None:
         contacts[c.patient_id] = c.model_dump(mode="json")
 
-    def key_of(out: domain.Outgoing) -> str:
-        return out.patient_id or out.clinic_id or ""
+    def key_of(message: domain.Outgoing | domain.Suppressed | domain.Refused) -> str:
+        return message.patient_id or message.clinic_id or ""
 
     async def report(key: str, event: Event) -> None:
         await rt.publish(topics.deliveries, key, event)
@@ -116,21 +117,14 @@ def build(
             return
         ledger[s.message_key] = {"status": "suppressed"}
         metrics.MESSAGES.labels(s.channel, "suppressed").inc()
-        await report(s.patient_id or s.clinic_id or "", MessageSuppressed(
+        await report(key_of(s), MessageSuppressed(
             message_key=s.message_key, patient_id=s.patient_id, clinic_id=s.clinic_id,
             channel=s.channel, kind=s.kind, reason=s.reason,
         ))
 
     async def refuse(r: domain.Refused) -> None:
-        if ledger.get(r.message_key):
-            return
-        metrics.MESSAGES.labels(r.channel, "failed").inc()
-        ledger[r.message_key] = {"status": "failed", "error": r.error}
-        log.warning("message %s (%s) refused: %s", r.message_key[:12], r.kind, r.error)
-        await report(r.patient_id or r.clinic_id or "", MessageFailed(
-            message_key=r.message_key, patient_id=r.patient_id, clinic_id=r.clinic_id,
-            channel=r.channel, kind=r.kind, error=r.error,
-        ))
+        if not ledger.get(r.message_key):
+            await record_failure(r, r.error, None)
 
     async def contact_soon(patient_id: str | None) -> domain.Contact | None:
         """The patient's contact, waiting a little for it: the patients topic is read by
@@ -177,7 +171,7 @@ def build(
                 "a": "p" if out.audience == "patient" else "c"}
 
     async def sent(out: domain.Outgoing, provider_id: str) -> None:
-        provider = "twilio" if out.channel == "sms" else "smtp"
+        provider = PROVIDER[out.channel]
         metrics.PROVIDER_LAST_SUCCESS.labels(provider).set(time.time())
         metrics.PROVIDER_HALTED.labels(provider).set(0)
         metrics.MESSAGES.labels(out.channel, "sent").inc()
@@ -196,7 +190,7 @@ def build(
         await rt.publish(topics.notifier_retry, key_of(out), retry)
 
     async def provider_failed(out: domain.Outgoing, exc: ProviderError, attempt: int) -> None:
-        provider = "twilio" if out.channel == "sms" else "smtp"
+        provider = PROVIDER[out.channel]
         metrics.PROVIDER_FAILURES.labels(provider, exc.code or str(exc.status or "network")).inc()
         if exc.code in AUTH_ERRORS:
             halted_until[0] = time.monotonic() + HALT_SECONDS
@@ -225,13 +219,16 @@ def build(
             await raise_unreachable(out, exc.code)
 
     async def fail(out: domain.Outgoing, error: str, code: str | None) -> None:
-        metrics.MESSAGES.labels(out.channel, "failed").inc()
-        ledger[out.message_key] = {"status": "failed", "error": error}
         track_urgent(out, pending=False)
-        log.warning("message %s (%s) failed: %s", out.message_key[:12], out.kind, error)
-        await report(key_of(out), MessageFailed(
-            message_key=out.message_key, patient_id=out.patient_id, clinic_id=out.clinic_id,
-            channel=out.channel, kind=out.kind, error=error, error_code=code,
+        await record_failure(out, error, code)
+
+    async def record_failure(message: domain.Outgoing | domain.Refused, error: str, code: str | None) -> None:
+        metrics.MESSAGES.labels(message.channel, "failed").inc()
+        ledger[message.message_key] = {"status": "failed", "error": error}
+        log.warning("message %s (%s) failed: %s", message.message_key[:12], message.kind, error)
+        await report(key_of(message), MessageFailed(
+            message_key=message.message_key, patient_id=message.patient_id, clinic_id=message.clinic_id,
+            channel=message.channel, kind=message.kind, error=error, error_code=code,
         ))
 
     async def raise_unreachable(out: domain.Outgoing, code: str) -> None:
