@@ -17,6 +17,10 @@ class ClinicsFileError(ValueError):
     pass
 
 
+class UnknownClinic(ValueError):
+    """An event names a clinic that is not in the clinics file (its record is dead-lettered)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -72,13 +76,19 @@ class ClinicsFile(_Strict):
 
 
 class Directory:
-    """Look-ups of clinics by id and by the phone number patients text."""
+    """Look-ups of clinics by id."""
 
     def __init__(self, clinics: list[Clinic]) -> None:
         self._by_id = {c.id: c for c in clinics}
 
     def get(self, clinic_id: str) -> Clinic | None:
         return self._by_id.get(clinic_id)
+
+    def require(self, clinic_id: str | None) -> Clinic:
+        clinic = self._by_id.get(clinic_id or "")
+        if clinic is None:
+            raise UnknownClinic(f"clinic {clinic_id!r} is not in the clinics file")
+        return clinic
 
     def __contains__(self, clinic_id: object) -> bool:
         return clinic_id in self._by_id

@@ -250,12 +250,6 @@ def build(
             else:
                 await deliver(decision)
 
-    def clinic_of(clinic_id: str) -> Clinic:
-        clinic = clinics.get(clinic_id)
-        if clinic is None:
-            raise ValueError(f"clinic {clinic_id!r} is not in the clinics file")
-        return clinic
-
     async def add_to_digest(line: DigestItemAdded | None) -> None:
         if line is not None:
             await rt.publish(topics.notifier_retry, line.clinic_id, line)
@@ -264,7 +258,7 @@ def build(
 
     async def on_patient(key: str, event: Event) -> None:
         if isinstance(event, PatientSnapshot):
-            clinic_of(event.clinic_id)
+            clinics.require(event.clinic_id)
             save(domain.contact_from(event, contact(event.patient_id)))
         elif isinstance(event, PatientDischarged) and (c := contact(event.patient_id)):
             save(c.model_copy(update={"discharged": True}))
@@ -275,19 +269,19 @@ def build(
 
     async def on_due(key: str, event: Event) -> None:
         if isinstance(event, (CheckinDue, ReminderDue)):
-            clinic = clinic_of(event.clinic_id)
+            clinic = clinics.require(event.clinic_id)
             await execute(domain.on_due(event, await contact_soon(event.patient_id), clinic))
 
     async def on_alert(key: str, event: Event) -> None:
         if isinstance(event, ClinicianAlert):
             metrics.ALERTS.labels(event.severity).inc()
-            clinic, patient = clinic_of(event.clinic_id), contact(event.patient_id)
+            clinic, patient = clinics.require(event.clinic_id), contact(event.patient_id)
             await execute(domain.on_alert(event, patient, clinic))
             await add_to_digest(digest.line_for_alert(event, patient, clinic))
 
     async def on_outbound(key: str, event: Event) -> None:
         if isinstance(event, OutboundRequested):
-            clinic = clinic_of(event.clinic_id) if event.patient_id else None
+            clinic = clinics.require(event.clinic_id) if event.patient_id else None
             await execute(domain.on_outbound(event, await contact_soon(event.patient_id), clinic))
 
     async def on_internal(key: str, event: Event) -> None:
@@ -300,7 +294,7 @@ def build(
             entry = digests.get(event.clinic_id) or {"lines": {}, "sent_on": None}
             digests[event.clinic_id] = entry | {"lines": entry["lines"] | {event.item_key: event.item}}
         elif isinstance(event, DigestDue):
-            await send_digest(clinic_of(event.clinic_id), event.day)
+            await send_digest(clinics.require(event.clinic_id), event.day)
 
     async def send_digest(clinic: Clinic, day: date) -> None:
         entry = digests.get(clinic.id) or {"lines": {}, "sent_on": None}

@@ -27,10 +27,6 @@ from services.scheduler.timerwheel import TimerWheel
 log = logging.getLogger(__name__)
 
 
-class UnknownClinic(ValueError):
-    pass
-
-
 def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     rt = Runtime("scheduler", settings)
     schedules = rt.table("schedules")
@@ -42,10 +38,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     unanswered_after = timedelta(seconds=20 * settings.tick_seconds * settings.clock_speed)
 
     def rules_for(clinic_id: str | None) -> ClinicRules:
-        clinic = clinics.get(clinic_id or "")
-        if clinic is None:
-            raise UnknownClinic(f"clinic {clinic_id!r} is not in the clinics file")
-        return clinic.rules
+        return clinics.require(clinic_id).rules
 
     def load(patient_id: str) -> domain.PatientSchedule:
         stored = schedules.get(patient_id)

@@ -55,8 +55,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
 
     async def on_patient(key: str, event: Event) -> None:
         if isinstance(event, PatientSnapshot):
-            if event.clinic_id not in clinics:
-                raise ValueError(f"clinic {event.clinic_id!r} is not in the clinics file")
+            clinics.require(event.clinic_id)
             previous = load(event.patient_id)
             await apply(domain.on_patient(previous, event))
             for phone in domain.phones_to_reindex(previous.phone, event):

@@ -133,6 +133,15 @@ def test_an_unknown_key_in_the_clinics_file_is_an_error_naming_it() -> None:
         parse_clinics(CLINIC.replace("    timezone:", "    colour: teal\n    timezone:"))
 
 
+def test_an_event_for_an_unknown_clinic_is_refused_naming_it() -> None:
+    from shared.clinics import UnknownClinic
+
+    directory = parse_clinics(CLINIC)
+    assert directory.require("rocklin").name == "Rocklin Headache Clinic"
+    with pytest.raises(UnknownClinic, match="'elsewhere'"):
+        directory.require("elsewhere")
+
+
 def test_a_missing_required_clinic_field_is_named() -> None:
     with pytest.raises(ClinicsFileError, match="phone"):
         parse_clinics(CLINIC.replace('    phone: "+19165550100"\n', ""))
