@@ -599,14 +599,16 @@ def _match_after_gap(slots: Sequence[Slot], words: Sequence[str], start: int, ru
 @functools.lru_cache(maxsize=65536)
 def _fits(word: str, text: str, is_stem: bool, rules: MatchingRules) -> bool:
     """Exact, a stem's prefix, or a slip: one edit (two in long words) in a word of
-    ``fuzzy_min_length`` letters or more, never in its first two letters nor in short
-    function words."""
+    ``fuzzy_min_length`` letters or more (a stem: one more), never in its first two
+    letters nor in short function words."""
     if word == text or (is_stem and word.startswith(text)):
         return True
     if len(text) < rules.fuzzy_min_length or len(word) < rules.fuzzy_min_length - 1 or word[:2] != text[:2]:
         return False
     allowed = 2 if len(text) >= rules.fuzzy_long_length else 1
     if is_stem:
+        if len(text) < rules.fuzzy_min_length + 1:
+            return False  # a short stem with a slip reaches too many words ("traga*": "trabajo")
         return any(OSA.distance(word[:n], text, score_cutoff=allowed) <= allowed
                    for n in range(max(len(text) - allowed, 1), min(len(text) + allowed, len(word)) + 1))
     return OSA.distance(word, text, score_cutoff=allowed) <= allowed
@@ -999,10 +1001,12 @@ def _answer_q1(tokens: Sequence[Token], reading: Reading, lex: Lexicon) -> Reply
     red_flags = reading.red_flags()
     yes_no, finding = _read_yes_no(tokens, reading, lex)
     findings = reading.findings() + ((finding,) if finding else ())
+    effects = _effects_in_words(reading, lex) or None
     if red_flags:
-        return Reply(red_flags=red_flags, yes_no=True, understood=True, findings=findings)
-    effects = _effects_in_words(reading, lex) if yes_no is False else ()
-    return Reply(yes_no=yes_no, effects=effects or None, understood=yes_no is not None, findings=findings)
+        return Reply(red_flags=red_flags, yes_no=True, effects=effects, understood=True, findings=findings)
+    if yes_no is not False:
+        effects = None  # a yes without a red flag is urgent anyway; an unclear reply is asked again
+    return Reply(yes_no=yes_no, effects=effects, understood=yes_no is not None, findings=findings)
 
 
 def _answer_q2(tokens: Sequence[Token], reading: Reading, lex: Lexicon) -> Reply:
