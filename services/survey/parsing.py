@@ -28,7 +28,7 @@ from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from rapidfuzz.distance import OSA
+from rapidfuzz.distance import OSA, Indel
 
 Question = Literal["q1_red_flags", "q2_common_effects", "q3a_headache_days", "q3b_medication_days"]
 Keyword = Literal["stop", "start", "help"]
@@ -598,20 +598,33 @@ def _match_after_gap(slots: Sequence[Slot], words: Sequence[str], start: int, ru
 
 @functools.lru_cache(maxsize=65536)
 def _fits(word: str, text: str, is_stem: bool, rules: MatchingRules) -> bool:
-    """Exact, a stem's prefix, or a slip: one edit (two in long words) in a word of
-    ``fuzzy_min_length`` letters or more (a stem: one more), never in its first two
-    letters nor in short function words."""
+    """Exact, a stem's prefix, or a slip, never in the first two letters nor in short
+    function words: an entry of ``fuzzy_min_length`` letters tolerates a thumb's slip (two
+    letters swapped, one dropped or doubled: "cabmio", "swalow"); a longer one any single
+    edit ("brwathing"), two from ``fuzzy_long_length`` letters. No substitution in a short
+    entry: "traga*" must not reach "trabajo", nor "choke" "chose"."""
     if word == text or (is_stem and word.startswith(text)):
         return True
     if len(text) < rules.fuzzy_min_length or len(word) < rules.fuzzy_min_length - 1 or word[:2] != text[:2]:
         return False
     allowed = 2 if len(text) >= rules.fuzzy_long_length else 1
-    if is_stem:
-        if len(text) < rules.fuzzy_min_length + 1:
-            return False  # a short stem with a slip reaches too many words ("traga*": "trabajo")
-        return any(OSA.distance(word[:n], text, score_cutoff=allowed) <= allowed
-                   for n in range(max(len(text) - allowed, 1), min(len(text) + allowed, len(word)) + 1))
-    return OSA.distance(word, text, score_cutoff=allowed) <= allowed
+    close = _thumb_slip if len(text) <= rules.fuzzy_min_length else functools.partial(_edits_within, allowed=allowed)
+    if not is_stem:
+        return close(word, text)
+    return any(close(word[:n], text) for n in range(len(text) - allowed, min(len(text) + allowed, len(word)) + 1))
+
+
+def _edits_within(a: str, b: str, allowed: int) -> bool:
+    return OSA.distance(a, b, score_cutoff=allowed) <= allowed
+
+
+def _thumb_slip(a: str, b: str) -> bool:
+    if Indel.distance(a, b, score_cutoff=1) <= 1:
+        return True  # one letter dropped or doubled
+    if len(a) != len(b):
+        return False
+    differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    return len(differ) == 2 and differ[1] == differ[0] + 1 and a[differ[0]] == b[differ[1]] and a[differ[1]] == b[differ[0]]
 
 
 # --- context: is the patient reporting it? ------------------------------------------------
