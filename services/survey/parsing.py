@@ -716,7 +716,15 @@ def _reassured_after(words: Sequence[str], mention: Mention, covered: set[int], 
             return not negated
         elif word in lex.trouble:
             return negated
-    return 0 < len(seen) <= 2 and seen[-1] in lex.no
+    return _ends_with_a_bare_no(words, mention)
+
+
+def _ends_with_a_bare_no(words: Sequence[str], mention: Mention) -> bool:
+    """ "Swallowing: no" answers no; in "no trouble speaking and no hoarseness" the second
+    "no" belongs to the next symptom, and "breathing is not" leaves the symptom standing."""
+    lex = lexicon()
+    after = [w for w in words[mention.end :] if w not in lex.joiners and w not in lex.fillers]
+    return 0 < len(after) <= 2 and after[-1] in lex.no
 
 
 # --- red flags and effects in the whole reply ---------------------------------------------
