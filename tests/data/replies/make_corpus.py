@@ -14,7 +14,7 @@ Each pool is split by position: even entries build the development part, odd ent
 frozen test part, so the two parts share no phrasing. Frames and perturbations (typos in
 the symptom words, case, accents, emoji, greetings) are drawn with a fixed seed.
 
-    python tests/data/replies/make_corpus.py   # rewrites dev.jsonl and test.jsonl
+    python tests/data/replies/make_corpus.py   # rewrites dev.jsonl, test.jsonl and holdout.jsonl
 """
 
 from __future__ import annotations
@@ -449,6 +449,88 @@ def _effect_row(text: str, lang: str, question: str, effects: list) -> dict:
     return _side(text, lang, question, [], severity, "effects-in-words", effects=effects)
 
 
+# --- a second frozen part, written after the first one had been evaluated --------------------
+# New phrasings from the same kinds of sources, written before any look at how the reader
+# reads them; evaluated once (see the README, "Survey").
+
+HOLDOUT_RED_FLAGS = [
+    ("dysphagia", "feels like something is caught in my throat", "en"), ("dysphagia", "I can't get food to go down right", "en"),
+    ("dysphagia", "drinking makes me cough and sputter", "en"), ("dysphagia", "pills keep getting stuck halfway", "en"),
+    ("dysphagia", "choked twice at dinner", "en"), ("dysphagia", "hard time swallowing", "en"),
+    ("dysphagia", "se me atoran las pastillas", "es"), ("dysphagia", "me cuesta pasar la comida", "es"),
+    ("dysphagia", "me atraganté varias veces", "es"), ("dysphagia", "no puedo tragar bien", "es"),
+    ("dysphagia", "la comida se me queda en la garganta", "es"),
+    ("dyspnea", "can't take a deep breath", "en"), ("dyspnea", "breathless walking up stairs", "en"),
+    ("dyspnea", "breathing feels heavy", "en"), ("dyspnea", "I wake up gasping", "en"), ("dyspnea", "struggling for air", "en"),
+    ("dyspnea", "me falta la respiración", "es"), ("dyspnea", "me ahogo al subir escaleras", "es"),
+    ("dyspnea", "no puedo respirar hondo", "es"), ("dyspnea", "me cuesta trabajo respirar", "es"),
+    ("dysarthria", "my speech sounds thick", "en"), ("dysarthria", "voice got weak and raspy", "en"),
+    ("dysarthria", "can hardly talk", "en"), ("dysarthria", "words slur together", "en"),
+    ("dysarthria", "my voice keeps cutting out", "en"), ("dysarthria", "trouble pronouncing words", "en"),
+    ("dysarthria", "hablo raro", "es"), ("dysarthria", "se me enreda la lengua", "es"),
+    ("dysarthria", "me cuesta pronunciar", "es"), ("dysarthria", "tengo la voz débil y ronca", "es"),
+    ("vision", "vision is doubled", "en"), ("vision", "I see double when I look sideways", "en"),
+    ("vision", "my eyes are blurry", "en"), ("vision", "things look blurred", "en"),
+    ("vision", "trouble focusing my eyes", "en"), ("vision", "seeing two images", "en"),
+    ("vision", "veo nublado", "es"), ("vision", "veo todo borroso", "es"), ("vision", "tengo visión doble", "es"),
+    ("vision", "no veo claro", "es"),
+    ("generalized_weakness", "my body is so weak", "en"), ("generalized_weakness", "I feel weak everywhere", "en"),
+    ("generalized_weakness", "legs feel like rubber", "en"), ("generalized_weakness", "can barely lift my arms", "en"),
+    ("generalized_weakness", "muscles all over are weak", "en"), ("generalized_weakness", "weak in my arms and legs", "en"),
+    ("generalized_weakness", "me siento sin fuerzas en todo el cuerpo", "es"),
+    ("generalized_weakness", "tengo los brazos muy débiles", "es"), ("generalized_weakness", "las piernas no me aguantan", "es"),
+    ("generalized_weakness", "no tengo fuerzas en las piernas", "es"),
+]
+HOLDOUT_Q1 = [
+    ("en", "nope, no choking or breathing trouble", "none"), ("en", "I haven't noticed any blurry vision or weakness", "none"),
+    ("en", "no swallowing problems, no voice changes", "none"), ("en", "none of that, no double vision, no slurring", "none"),
+    ("es", "no he notado visión doble ni ronquera", "none"), ("es", "nada de ahogo ni debilidad", "none"),
+    ("es", "no tengo problemas para tragar ni para respirar", "none"), ("es", "ningún problema para hablar ni para ver", "none"),
+    ("en", "I believe so", "urgent"), ("en", "could be", "urgent"), ("es", "quizá sí", "urgent"), ("es", "probablemente", "urgent"),
+    ("es", "un poquito", "urgent"), ("en", "think so yes", "urgent"),
+    ("en", "no, everything's fine", "none"), ("en", "all good no issues", "none"), ("es", "no señor", "none"),
+    ("es", "negativo", "none"), ("en", "nope 👍", "none"), ("es", "no, nada de eso", "none"),
+    ("en", "my wife can't swallow well, but I'm fine", "none"), ("es", "¿es normal ver un poco borroso?", "reprompt"),
+    ("en", "what happens if I can't breathe?", "reprompt"), ("es", "no, mi hermano es el que ve borroso", "none"),
+]
+HOLDOUT_Q2 = [
+    ("en", "neck is sore", [(1, None)]), ("en", "my neck is killing me", [(1, "severe")]),
+    ("en", "eyelid droops a little", [(2, "mild")]), ("en", "the shot sites are bruised", [(3, None)]),
+    ("en", "headaches are worse", [(4, None)]), ("es", "cuello adolorido", [(1, None)]),
+    ("es", "párpado caído leve", [(2, "mild")]), ("es", "me duelen los piquetes", [(3, None)]),
+    ("es", "mi migraña empeoró", [(4, None)]), ("es", "siento débil la frente", [(5, None)]),
+    ("en", "the 3rd one", [(3, None)]), ("en", "second and fourth", [(2, None), (4, None)]),
+    ("es", "el segundo, fuerte", [(2, "severe")]), ("en", "nothing at all", []), ("es", "ninguno de esos", []),
+]
+HOLDOUT_Q1_EFFECTS = [
+    ("en", "no, just a stiff neck", [(1, None)]), ("es", "no, pero el párpado está caído", [(2, None)]),
+    ("en", "no but the injection sites hurt a bit", [(3, "mild")]), ("es", "no, solo me duele el cuello", [(1, None)]),
+]
+HOLDOUT_DAYS = [
+    ("en", "eleven", 11), ("en", "roughly 15", 15), ("en", "maybe 20-22", 22), ("en", "pretty much every day", 28),
+    ("en", "about half", 14), ("en", "4 days", 4), ("es", "trece", 13), ("es", "unos quince días", 15),
+    ("es", "cada dos días", 14), ("es", "tres veces a la semana", 12), ("es", "no lo sé", None), ("en", "I'm not certain", None),
+    ("en", "can't say", None), ("en", "zero days", 0), ("en", "none at all", 0), ("es", "dos o tres", 3), ("es", "unas diez", 10),
+    ("en", "no clue", None), ("es", "ni me acuerdo", None), ("en", "I think around 9", 9),
+]
+
+
+def build_holdout(rng: random.Random) -> list[dict]:
+    rows = []
+    for code, phrase, lang in HOLDOUT_RED_FLAGS:
+        rows += _positives([(code, phrase, "holdout")], lang, rng, 2)
+    for lang, text, severity in HOLDOUT_Q1:
+        rows.append(_side(_wrap(text, lang, rng), lang, "q1_red_flags", [], severity, "holdout"))
+    for lang, text, effects in HOLDOUT_Q2:
+        rows.append(_effect_row(_wrap(text, lang, rng), lang, "q2_common_effects", effects))
+    for lang, text, effects in HOLDOUT_Q1_EFFECTS:
+        rows.append(_effect_row(text, lang, "q1_red_flags", effects))
+    for lang, text, number in HOLDOUT_DAYS * 2:
+        rows.append({"kind": "headache_frequency", "lang": lang, "question": "q3a_headache_days",
+                     "text": _wrap(text, lang, rng), "number": number, "source": "holdout"})
+    return rows
+
+
 def main() -> None:
     for part, name in ((0, "dev"), (1, "test")):
         rows = build(part, random.Random(SEED + part))
@@ -456,6 +538,14 @@ def main() -> None:
             for i, row in enumerate(rows):
                 out.write(json.dumps({"id": f"{name}-{i:04d}"} | row, ensure_ascii=False) + "\n")
         print(name, len(rows))
+    _write("holdout", build_holdout(random.Random(SEED + 2)))
+
+
+def _write(name: str, rows: list[dict]) -> None:
+    with (HERE / f"{name}.jsonl").open("w", encoding="utf-8") as out:
+        for i, row in enumerate(rows):
+            out.write(json.dumps({"id": f"{name}-{i:04d}"} | row, ensure_ascii=False) + "\n")
+    print(name, len(rows))
 
 
 if __name__ == "__main__":
