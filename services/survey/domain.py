@@ -295,10 +295,12 @@ def _answer(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime,
     question = conversation.question
     if question == "q1_red_flags" and reply.effects is None:  # a NO: go on to the common effects
         return _next(file, conversation, "q2_common_effects", {"red_flags": False}, text)
-    if question == "q3a_headache_days":
+    if question == "q3a_headache_days" and reply.medication_days is None:
         return _next(file, conversation, "q3b_medication_days", {"headache_days": reply.number}, text)
-    if question == "q3b_medication_days":
-        outcome = _complete(file, conversation, {"medication_days": reply.number}, text, now)
+    if question in ("q3a_headache_days", "q3b_medication_days"):
+        numbers = {"medication_days": reply.number} if question == "q3b_medication_days" else \
+            {"headache_days": reply.number, "medication_days": reply.medication_days}
+        outcome = _complete(file, conversation, numbers, text, now)
         outcome.add("outbound", _ask(file, "checkin_thanks", sid))
         return judge_response(outcome, now, rules.non_response_reduction)
     # Q2, or a NO to Q1 that names the common effects too ("no, though my neck is stiff")

@@ -77,6 +77,7 @@ class Reply(BaseModel):
     yes_no: bool | None = None
     effects: tuple[Effect, ...] | None = None
     number: int | None = Field(None, ge=0, le=MAX_DAYS)
+    medication_days: int | None = Field(None, ge=0, le=MAX_DAYS)  # Q3b answered along with Q3a
     understood: bool = False
     findings: tuple[Finding, ...] = ()
 
@@ -166,6 +167,7 @@ class NumberWords(_Strict):
     denominators: tuple[str, ...] = ()
     period_units: Words
     day_units: Words
+    medication: Words
 
 
 class SeverityWords(_Strict):
@@ -336,6 +338,7 @@ class Lexicon:
     denominators: frozenset[str]
     period_units: frozenset[str]
     day_units: frozenset[str]
+    medication: frozenset[str]
     mild: frozenset[str]
     severe: frozenset[str]
     mild_phrases: tuple[tuple[str, ...], ...]
@@ -402,6 +405,7 @@ def lexicon() -> Lexicon:
         denominators=_normalised(numbers.denominators),
         period_units=_normalised(numbers.period_units),
         day_units=_normalised(numbers.day_units),
+        medication=_normalised(numbers.medication),
         mild=_normalised(vocab.severity.mild),
         severe=_normalised(vocab.severity.severe),
         mild_phrases=_phrases(vocab.severity.mild_phrases),
@@ -1042,9 +1046,43 @@ def _answer_q3(tokens: Sequence[Token], reading: Reading, lex: Lexicon) -> Reply
     return Reply(red_flags=reading.red_flags(), number=days, understood=days is not None, findings=findings)
 
 
+def _answer_q3a(tokens: Sequence[Token], reading: Reading, lex: Lexicon) -> Reply:
+    """ "about 10, and I took pills on 4": headache days and medication days at once."""
+    both = _days_and_medication(tokens, lex)
+    if both is None:
+        return _answer_q3(tokens, reading, lex)
+    (days, said_days), (medication, said_medication) = both
+    findings = reading.findings() + tuple(f for f in (said_days, said_medication) if f)
+    return Reply(red_flags=reading.red_flags(), number=days, medication_days=medication, understood=True, findings=findings)
+
+
+def _days_and_medication(tokens: Sequence[Token], lex: Lexicon) -> tuple[tuple[int, Finding | None], tuple[int, Finding | None]] | None:
+    pieces = list(_pieces(tokens, lex))
+    about_medication = [p for p in pieces if any(t.text in lex.medication for t in p)]
+    about_headache = [p for p in pieces if not any(t.text in lex.medication for t in p)]
+    medication = [read for p in about_medication if (read := _read_days(p, lex))[0] is not None]
+    headache = [read for p in about_headache if (read := _read_days(p, lex))[0] is not None]
+    if not medication or not headache:
+        return None
+    return max(headache, key=lambda read: read[0] or 0), max(medication, key=lambda read: read[0] or 0)
+
+
+def _pieces(tokens: Sequence[Token], lex: Lexicon) -> Iterator[list[Token]]:
+    piece: list[Token] = []
+    for token in tokens:
+        if token.kind in ("stop", "comma", "question") or token.text in lex.breaks or token.text in ("and", "y"):
+            if piece:
+                yield piece
+            piece = []
+        else:
+            piece.append(token)
+    if piece:
+        yield piece
+
+
 _ANSWER_READERS: dict[Question, Callable[[Sequence[Token], Reading, Lexicon], Reply]] = {
     "q1_red_flags": _answer_q1,
     "q2_common_effects": _answer_q2,
-    "q3a_headache_days": _answer_q3,
+    "q3a_headache_days": _answer_q3a,
     "q3b_medication_days": _answer_q3,
 }

@@ -108,3 +108,10 @@ def test_headache_days_in_words_are_recorded() -> None:
     file = reply(checkin_open("headache_frequency"), "close to a dozen").file
     done = completed(reply(file, "twice a week"))[0]
     assert done.answers == {"headache_days": 12, "medication_days": 8}
+
+
+def test_headache_and_medication_days_in_one_message_complete_the_checkin() -> None:
+    outcome = reply(checkin_open("headache_frequency"), "about 10, and I took pills on 4")
+    [done] = completed(outcome)
+    assert done.answers == {"headache_days": 10, "medication_days": 4}
+    assert outbound(outcome) == ["checkin_thanks"]

@@ -182,3 +182,17 @@ def test_only_the_first_sms_length_of_a_message_is_read() -> None:
     padding = "fine " * (MAX_CHARS // 5)
     assert detect_red_flags(padding[: MAX_CHARS - 20] + " I can't swallow") == ("dysphagia",)
     assert detect_red_flags(padding + " I can't swallow") == ()
+
+
+@pytest.mark.parametrize(("text", "days", "medication"), [
+    ("about 10, and I took pills on 4", 10, 4),
+    ("unos 12 días y tomé pastillas 5", 12, 5),
+])
+def test_a_headache_answer_that_also_gives_the_medication_days_fills_both(text: str, days: int, medication: int) -> None:
+    reply = parse_reply(text, Q3A)
+    assert (reply.number, reply.medication_days, reply.understood) == (days, medication, True)
+
+
+def test_a_range_is_not_mistaken_for_two_answers() -> None:
+    reply = parse_reply("between 8 and 10", Q3A)
+    assert (reply.number, reply.medication_days) == (10, None)
