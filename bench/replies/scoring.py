@@ -92,6 +92,7 @@ def score(rows: Iterable[dict]) -> Score:
 
 def _score_number(result: Score, row: dict, reply: Reply) -> None:
     result.number_replies += 1
+    result.false_urgent += bool(reply.red_flags)  # a red flag read into a headache answer
     got = reply.number if reply.understood else None
     if got == row["number"] and not reply.red_flags:
         result.numbers_right += 1

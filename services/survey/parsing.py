@@ -160,6 +160,7 @@ class NumberWords(_Strict):
     phrases: dict[str, int] = Field(default_factory=dict)
     times: Words
     per: Words
+    every: Words
     week: Words
     ordinals: dict[str, int]
     articles: tuple[str, ...] = ()
@@ -331,6 +332,7 @@ class Lexicon:
     number_phrases: tuple[tuple[tuple[str, ...], int], ...]
     times: frozenset[str]
     per: frozenset[str]
+    every: frozenset[str]
     week: frozenset[str]
     ordinals: dict[str, int]
     articles: frozenset[str]
@@ -398,6 +400,7 @@ def lexicon() -> Lexicon:
                                     key=lambda item: len(item[0]), reverse=True)),
         times=_normalised(numbers.times),
         per=_normalised(numbers.per),
+        every=_normalised(numbers.every),
         week=_normalised(numbers.week),
         ordinals={normalise(word): value for word, value in numbers.ordinals.items()},
         articles=_normalised(numbers.articles),
@@ -789,7 +792,8 @@ def _read_yes_no(tokens: Sequence[Token], reading: Reading, lex: Lexicon) -> tup
     if said is not None:
         return said, Finding(code="yes" if said else "no", span=" ".join(words[:2]), rule="opening words", decision="answer")
     head = tuple(words[: lex.answer_reach + 2])
-    if (hedge := _find_phrase(head, lex.hedged_yes)) is not None:
+    asks = any(t.kind == "question" for t in tokens) and bool(words) and words[0] in lex.question_openers
+    if not asks and (hedge := _find_phrase(head, lex.hedged_yes)) is not None:
         return True, Finding(code="yes", span=" ".join(hedge), rule="a hedged yes counts as yes", decision="answer")
     if (denial := _find_phrase(tuple(words), lex.no_phrases)) is not None:
         return False, Finding(code="no", span=" ".join(denial), rule="a no in other words", decision="answer")
@@ -887,6 +891,15 @@ def _per_week(words: Sequence[str], mention: NumberMention, lex: Lexicon) -> int
     return mention.value * 4 if tail and tail[0] in lex.week else None
 
 
+def _every_n_days(words: Sequence[str], mention: NumberMention, lex: Lexicon) -> int | None:
+    """ "every 2 days", "cada dos días": 28 days over N."""
+    before = mention.position - 1
+    after = mention.position + 1
+    if before < 0 or words[before] not in lex.every or after >= len(words) or words[after] not in lex.day_units:
+        return None
+    return MAX_DAYS // mention.value if mention.value else None
+
+
 def _read_days(tokens: Sequence[Token], lex: Lexicon) -> tuple[int | None, Finding | None]:
     """Days out of the last 28. A range or a choice ("4 or 5", "between 8 and 10") reads as
     its upper bound; "every day" is 28; "almost every day" and "I can't recall" are no
@@ -903,8 +916,8 @@ def _read_days(tokens: Sequence[Token], lex: Lexicon) -> tuple[int | None, Findi
             return _checked(value, " ".join(phrase), "approximate number")
     mentions = _numbers_in(words, lex, lex.period_units)
     for mention in mentions:
-        weekly = _per_week(words, mention, lex)
-        values.append(weekly if weekly is not None else mention.value)
+        rate = _per_week(words, mention, lex) or _every_n_days(words, mention, lex)
+        values.append(rate if rate is not None else mention.value)
     if values:
         return _checked(max(values), " ".join(words[:8]), "the highest number said")
     if any(w in lex.not_quite for w in words):

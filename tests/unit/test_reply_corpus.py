@@ -10,7 +10,7 @@ import pytest
 from bench.replies.scoring import load, score
 
 
-@pytest.fixture(scope="module", params=["dev", "test"])
+@pytest.fixture(scope="module", params=["dev", "test", "holdout"])
 def scored(request: pytest.FixtureRequest):
     return request.param, score(load(request.param))
 
