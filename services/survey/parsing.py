@@ -114,6 +114,7 @@ class AnswerWords(_Strict):
     no: Words
     hedged_yes: Words
     no_phrases: Words
+    denials: Words
     openers: Words
     reach: int = Field(ge=1, le=6)
 
@@ -305,6 +306,7 @@ class Lexicon:
     no: frozenset[str]
     hedged_yes: tuple[tuple[str, ...], ...]
     no_phrases: tuple[tuple[str, ...], ...]
+    denials: tuple[tuple[str, ...], ...]
     openers: frozenset[str]
     answer_reach: int
     by_head: dict[str, tuple[Phrase, ...]]
@@ -371,6 +373,7 @@ def lexicon() -> Lexicon:
         no=_squeezed_set(vocab.answers.no),
         hedged_yes=_phrases(vocab.answers.hedged_yes),
         no_phrases=_phrases(vocab.answers.no_phrases),
+        denials=_phrases(vocab.answers.denials),
         openers=_squeezed_set(vocab.answers.openers),
         answer_reach=vocab.answers.reach,
         by_head=_index_by_head(_all_phrases(vocab)),
@@ -792,6 +795,8 @@ def _read_yes_no(tokens: Sequence[Token], reading: Reading, lex: Lexicon) -> tup
     if said is not None:
         return said, Finding(code="yes" if said else "no", span=" ".join(words[:2]), rule="opening words", decision="answer")
     head = tuple(words[: lex.answer_reach + 2])
+    if (denial := _find_phrase(head, lex.denials)) is not None:
+        return False, Finding(code="no", span=" ".join(denial), rule="a denial", decision="answer")
     asks = any(t.kind == "question" for t in tokens) and bool(words) and words[0] in lex.question_openers
     if not asks and (hedge := _find_phrase(head, lex.hedged_yes)) is not None:
         return True, Finding(code="yes", span=" ".join(hedge), rule="a hedged yes counts as yes", decision="answer")
@@ -884,10 +889,12 @@ def _says_nothing(words: Sequence[str], lex: Lexicon) -> bool:
 
 def _per_week(words: Sequence[str], mention: NumberMention, lex: Lexicon) -> int | None:
     """ "3 times a week", "dos veces por semana": four weeks of it."""
-    rest = words[mention.position + 1 : mention.position + 5]
-    if not rest or rest[0] not in lex.times:
-        return None
-    tail = [w for w in rest[1:] if w not in lex.per]
+    rest = list(words[mention.position + 1 : mention.position + 6])
+    if rest and (rest[0] in lex.times or rest[0] in lex.day_units):
+        rest = rest[1:]  # "3 times a week", "2 days a week"
+    if not rest or rest[0] not in lex.per:
+        return None  # "3 a week", "3 per week", "3 por semana", "3 a la semana"
+    tail = [w for w in rest if w not in lex.per]
     return mention.value * 4 if tail and tail[0] in lex.week else None
 
 
