@@ -103,7 +103,10 @@ def test_a_question_in_which_the_patient_says_they_have_it_is_a_report() -> None
 
 
 @pytest.mark.parametrize("text", ["hola, habla Rosa, todo bien", "no, me ahogo en trabajo jaja pero bien",
-                                  "can I speak to the nurse?", "no, trabajo turno doble"])
+                                  "can I speak to the nurse?", "no, trabajo turno doble", "I can't stand the pain",
+                                  "my baby is crying", "I used my nasal spray twice", "can't read your message",
+                                  "I had to swallow my pride", "what a breathtaking view", "I can see the doctor on Friday",
+                                  "no me pasa nada", "quiero hablar con la enfermera", "can't say"])
 def test_a_common_word_that_also_names_a_symptom_raises_nothing(text: str) -> None:
     assert detect_red_flags(text) == ()
 
