@@ -1,11 +1,10 @@
-"""The reply parser reads what patients actually text: typos, emoji, Spanish, negations.
+"""The reader's table of replies (kept from the first parser): typos, emoji, Spanish, negations.
 
 Each row is one SMS, the question open when it arrived, and the whole Reply expected.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -399,8 +398,6 @@ def test_unquoted_yes_in_vocabulary_fails_loudly(tmp_path: Path) -> None:
         load_vocabulary(path)
 
 
-def test_a_long_rambling_reply_is_read_quickly() -> None:
+def test_a_long_rambling_reply_is_read_whole() -> None:
     rambling = ("swallowing, breathing, speech, vision, " * 40)[:1600]  # an SMS is at most 1600 characters
-    started = time.perf_counter()
-    parse_reply(rambling, Q1)
-    assert time.perf_counter() - started < 1.0
+    assert parse_reply(rambling, Q1).red_flags == ("dysphagia", "dyspnea", "dysarthria", "vision")
