@@ -918,7 +918,8 @@ def _read_days(tokens: Sequence[Token], lex: Lexicon) -> tuple[int | None, Findi
             return None, None
         return MAX_DAYS, Finding(code="number", span=" ".join(phrase), rule="every day is 28", decision="answer")
     values: list[int] = []
-    for phrase, value in lex.number_phrases:
+    said_digits = any(word.isdecimal() for word in words)
+    for phrase, value in () if said_digits else lex.number_phrases:  # "10, a couple were bad" is 10
         if _find_phrase(words_t, (phrase,)) is not None:
             return _checked(value, " ".join(phrase), "approximate number")
     mentions = _numbers_in(words, lex, lex.period_units)
