@@ -128,3 +128,14 @@ def test_english_and_spanish_variants_of_an_answer_give_the_same_reading(case: t
     read_en = parse_reply(before + english + after, question).without_findings()
     read_es = parse_reply(before + spanish + after, question).without_findings()
     assert read_en == read_es
+
+
+QUESTIONS: list[Question | None] = [None, "q1_red_flags", "q2_common_effects", "q3a_headache_days", "q3b_medication_days"]
+
+
+@PROPERTY
+@given(st.text(max_size=400), st.sampled_from(QUESTIONS))
+def test_any_unicode_text_is_read_without_raising_and_gives_a_valid_reply(text: str, question: Question | None) -> None:
+    reply = parse_reply(text, question)
+    assert reply.number is None or 0 <= reply.number <= 28
+    assert set(reply.red_flags) <= {"dysphagia", "dyspnea", "dysarthria", "vision", "generalized_weakness"}
