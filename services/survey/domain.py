@@ -27,7 +27,7 @@ from shared.events import (
     deterministic_id,
 )
 from shared.clinics import ClinicRules
-from services.survey.parsing import Question, Reply
+from services.survey.parsing import Finding, Question, Reply, explain
 
 FIRST_QUESTION: dict[str, Question] = {"side_effects": "q1_red_flags", "headache_frequency": "q3a_headache_days"}
 TEMPLATE_OF: dict[Question, str] = {
@@ -169,18 +169,26 @@ def on_checkin_expired(file: PatientFile, event: CheckinExpired, now: datetime) 
 
 
 def red_flag_escalation(file: PatientFile, text: str, sid: str, red_flags: tuple[str, ...], now: datetime,
-                        checkin_id: str | None = None) -> list[tuple[str, Event]]:
+                        checkin_id: str | None = None, findings: tuple[Finding, ...] | None = None) -> list[tuple[str, Event]]:
     """The safety reply and the urgent alert for a red flag, safety reply first. The
     inbound agent sends them the moment it matches the phone (before the conversation
-    agent sees the reply); the ids depend only on the patient and the MessageSid."""
+    agent sees the reply); the ids depend only on the patient and the MessageSid. The
+    alert's evidence says why: the words read and the rule that read them."""
     reasons = list(red_flags) or ["red_flag_reported"]
     evidence: dict[str, Any] = {"reply": text, "message_sid": sid}
     if checkin_id:
         evidence["checkin_id"] = checkin_id
+    if why := described(explain(text) if findings is None else findings):
+        evidence["findings"] = why
     return [
         ("outbound", _ask(file, "safety_reply", sid, urgent=True)),
         ("alerts", _alert(file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(reasons)}.", now, evidence, cause=sid)),
     ]
+
+
+def described(findings: tuple[Finding, ...]) -> list[str]:
+    """ "'se me traba al tragar' -> dysphagia (reported: lexicon 'traba* ... tragar')"."""
+    return list(dict.fromkeys(finding.describe() for finding in findings))
 
 
 def on_reply(file: PatientFile, text: str, message_sid: str, reply: Reply, now: datetime, *,
@@ -256,12 +264,15 @@ def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime,
     reasons = list(reply.red_flags) or ["red_flag_reported"]
     outcome = Outcome(file=file)
     if file.open and file.open.question == "q1_red_flags":
-        outcome = _complete(file, file.open, {"red_flags": True, "red_flag_reasons": reasons}, text, now)
+        answers: dict[str, Any] = {"red_flags": True, "red_flag_reasons": reasons}
+        if reply.effects:  # "yes, I can't swallow and my neck is stiff"
+            answers["effects"] = [e.model_dump() for e in reply.effects]
+        outcome = _complete(file, file.open, answers, text, now)
     elif file.open and reply.understood:
         outcome = _answer(file, text, sid, reply, now, rules)
     if not escalated:
         checkin_id = file.open.checkin_id if file.open else None
-        outcome.emit[:0] = red_flag_escalation(file, text, sid, reply.red_flags, now, checkin_id)
+        outcome.emit[:0] = red_flag_escalation(file, text, sid, reply.red_flags, now, checkin_id, reply.findings)
     return outcome
 
 
@@ -282,23 +293,31 @@ def _answer(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime,
     conversation = file.open
     assert conversation is not None
     question = conversation.question
-    if question == "q1_red_flags":  # a NO: go on to the common effects
+    if question == "q1_red_flags" and reply.effects is None:  # a NO: go on to the common effects
         return _next(file, conversation, "q2_common_effects", {"red_flags": False}, text)
-    if question == "q3a_headache_days":
+    if question == "q3a_headache_days" and reply.medication_days is None:
         return _next(file, conversation, "q3b_medication_days", {"headache_days": reply.number}, text)
-    if question == "q3b_medication_days":
-        outcome = _complete(file, conversation, {"medication_days": reply.number}, text, now)
+    if question in ("q3a_headache_days", "q3b_medication_days"):
+        numbers = {"medication_days": reply.number} if question == "q3b_medication_days" else \
+            {"headache_days": reply.number, "medication_days": reply.medication_days}
+        outcome = _complete(file, conversation, numbers, text, now)
         outcome.add("outbound", _ask(file, "checkin_thanks", sid))
         return judge_response(outcome, now, rules.non_response_reduction)
-    effects = [e.model_dump() for e in reply.effects or ()]
-    outcome = _complete(file, conversation, {"effects": effects}, text, now)
+    # Q2, or a NO to Q1 that names the common effects too ("no, though my neck is stiff")
+    answers: dict[str, Any] = {"effects": [e.model_dump() for e in reply.effects or ()]}
+    if question == "q1_red_flags":
+        answers["red_flags"] = False
+    outcome = _complete(file, conversation, answers, text, now)
     outcome.add("outbound", _ask(file, "checkin_thanks", sid))
     severity = effects_severity(reply)
     if severity:
         reasons = [e.reason for e in reply.effects or ()]
+        evidence: dict[str, Any] = {"reply": text, "checkin_id": conversation.checkin_id}
+        if why := described(reply.findings):
+            evidence["findings"] = why
         outcome.add("alerts", _alert(
             file, severity, reasons, f"Patient reports side effects: {', '.join(_describe(reply))}.",
-            now, {"reply": text, "checkin_id": conversation.checkin_id}, cause=sid,
+            now, evidence, cause=sid,
         ))
     return outcome
 
