@@ -138,7 +138,7 @@ async def read_dead_letters(settings: Settings, quiet_ms: int = 1000) -> list[De
             for records in batch.values():
                 letters.extend(d for r in records if (d := parse(r.value, r.key)) is not None)
             # the end offsets a broker reports can lag under load: stop only when quiet too
-            if not batch and all(await consumer.position(tp) >= ends[tp] for tp in partitions):
+            if not batch and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
                 return letters
     finally:
         await consumer.stop()
