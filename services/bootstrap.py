@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import sys
+import logging
 
 from shared.broker import BrokerUnavailable, PartitionPlan, partition_counts, plan_partitions
 from shared.clinics import ClinicsFileError, load_clinics
 from shared.clock import clock_from
 from shared.config import Settings
+from shared.logs import configure_logging
 from shared.streaming import Runtime
 from shared.topics import Topics
 
 SERVICES = ("scheduler", "notifier", "survey")
+log = logging.getLogger(__name__)
 
 
 def sms_sender(settings: Settings):  # noqa: ANN201
@@ -73,6 +75,7 @@ def run_worker(name: str, settings: Settings) -> None:
     configured one is rebuilt with that count (its tables and changelogs follow the sources,
     as in Kafka Streams); sources that disagree stop it here with one line, never later by
     dead-lettering every record."""
+    configure_logging(settings.log_format, settings.log_level)
     if settings.parent_pid:
         from services.supervisor import watch_parent
 
@@ -83,7 +86,7 @@ def run_worker(name: str, settings: Settings) -> None:
     except BrokerUnavailable as exc:
         raise SystemExit(f"cyclecare {name}: {exc}") from None
     if plan.note:
-        print(plan.note, file=sys.stderr, flush=True)
+        log.warning(plan.note)
     if plan.partitions != settings.partitions:
         runtime = build_service(name, settings.model_copy(update={"partitions": plan.partitions}))
     runtime.run_worker()

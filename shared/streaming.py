@@ -194,10 +194,23 @@ class Runtime:
     # --- readiness ----------------------------------------------------------------
 
     def ready(self) -> bool:
-        return self.not_ready_cause() is None
+        """Assigned, tables recovered, not rebalancing: the worker's own state is usable (the
+        scheduler ticks only then). ``/readyz`` asks more: :meth:`not_ready_cause`."""
+        return self._assignment_cause() is None
 
     def not_ready_cause(self) -> str | None:
-        """Why this worker is not ready (None when it is): what ``/readyz`` answers."""
+        """Why this worker is not ready (None when it is): what ``/readyz`` answers. A stuck
+        partition or an unreachable broker makes it unready too, though the partitions that
+        still move keep being processed."""
+        if self.broker_error:
+            return f"Kafka unreachable: {self.broker_error}"
+        if cause := self._assignment_cause():
+            return cause
+        if stuck := self.stalls.cause():
+            return f"stuck: {stuck}"
+        return None
+
+    def _assignment_cause(self) -> str | None:
         app = self.app
         try:
             assigned = bool(app.consumer.assignment())
@@ -205,16 +218,12 @@ class Runtime:
             recovered = app.tables.recovery.completed.is_set() and not app.in_recovery
         except Exception:
             return "starting"
-        if self.broker_error:
-            return f"Kafka unreachable: {self.broker_error}"
         if not (app.started and assigned):
             return "no partitions assigned yet"
         if not recovered:
             return "recovering tables"
         if app.rebalancing:
             return "rebalancing"
-        if stuck := self.stalls.cause():
-            return f"stuck: {stuck}"
         return None
 
     def _add_health_routes(self) -> None:
@@ -231,7 +240,7 @@ class Runtime:
 
         @self.routes.get("/metrics")
         async def prometheus(request: web.Request) -> web.Response:
-            metrics.READY.labels(self.service).set(1 if self.ready() else 0)
+            metrics.READY.labels(self.service).set(0 if self.not_ready_cause() else 1)
             return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # --- running ------------------------------------------------------------------

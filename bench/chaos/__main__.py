@@ -33,6 +33,8 @@ def main() -> None:
 
     def report(result: TrialResult) -> None:
         print(result.line(), flush=True)
+        for repeat in result.repeats:
+            print(f"    repeat {repeat}", flush=True)
 
     results = asyncio.run(run_trials(args.trials, args.seed, BENCH, work_dir, report))
     print(f"{len(results)} trials in {time.monotonic() - began:.0f}s; logs in {work_dir}", flush=True)

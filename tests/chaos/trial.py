@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import random
 import signal
 import time
@@ -45,6 +46,8 @@ INPUT_TOPICS = ("patients", "treatments", "consent", "due", "checkins", "alerts"
 POISON = (b"\xff\xfe not json", b'{"type": "patient.enrolled", "version": 1}')
 READY_WITHIN = 60.0
 WRONG_PARTITIONS = "wrong_partitions"
+KILLS = ("kill_worker", "sigterm_during_rebalance", "two_workers_one_killed", "broker_cut")
+SESSION_SETTLE = 12.0  # the workers' session timeout is 10 s: a lost member is noticed after it
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,16 @@ class TrialResult:
     not_ready_within_60s: int = 0
     window_max_s: float = 0.0  # the longest send -> message.sent (ledger) time seen
     elapsed_s: float = 0.0
+    max_cpu_during_cut: float = 0.0  # CPU share of the busiest worker while the broker was cut off
     refused_to_start: str | None = None
+    repeats: list[str] = field(default_factory=list)  # each repeat: window, number's last digits, delay, body start
 
     def line(self) -> str:
         return (f"trial {self.trial} seed {self.seed}: lost {self.lost}/{self.patients}, duplicates {self.duplicates} "
                 f"(+{self.duplicates_in_window} in the send->ledger window, max {self.window_max_s:.2f}s), "
                 f"urgent undelivered {self.urgent_undelivered}/{self.urgent}, wrongly dead-lettered "
                 f"{self.wrongly_dead_lettered} (poison {self.poison_dead_lettered}), max recovery {self.max_recovery_s:.1f}s, "
-                f"{self.elapsed_s:.0f}s; faults: {', '.join(self.faults)}")
+                f"worker CPU during a cut {self.max_cpu_during_cut:.0%}, {self.elapsed_s:.0f}s; faults: {', '.join(self.faults)}")
 
 
 def totals(results: list[TrialResult]) -> dict[str, object]:
@@ -102,6 +107,7 @@ def totals(results: list[TrialResult]) -> dict[str, object]:
         "not_ready_within_60s": sum(r.not_ready_within_60s for r in results),
         "wrongly_dead_lettered": sum(r.wrongly_dead_lettered for r in results),
         "window_max_s": round(max((r.window_max_s for r in results), default=0.0), 2),
+        "max_cpu_during_cut": max((r.max_cpu_during_cut for r in results), default=0.0),
     }
 
 
@@ -221,6 +227,7 @@ class Trial:
     workers: dict[str, list[WorkerProcess]] = field(default_factory=lambda: defaultdict(list))
     recoveries: list[float] = field(default_factory=list)
     killed_at: list[float] = field(default_factory=list)  # when a notifier stopped uncleanly or lost Kafka
+    cut_cpu: list[float] = field(default_factory=list)  # busiest worker's CPU share while the broker was cut
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -267,18 +274,27 @@ class Trial:
     def live(self, service: str) -> list[WorkerProcess]:
         return [w for w in self.workers[service] if w._process and w._process.poll() is None]  # noqa: SLF001
 
-    async def all_ready(self, timeout: float = READY_WITHIN) -> float | None:
-        """Seconds until every live worker answers 200 on /readyz (None: not within ``timeout``)."""
+    async def all_ready(self, timeout: float = READY_WITHIN, stable: float = 0.0) -> float | None:
+        """Seconds until every live worker answers 200 on /readyz and keeps doing so for
+        ``stable`` seconds (None: not within ``timeout``). A killed group member is noticed
+        only after the session timeout (10 s), so a kill needs ``stable`` longer than that."""
         started = time.monotonic()
+        streak: float | None = None
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            while time.monotonic() - started < timeout:
+            while time.monotonic() - started < timeout + stable:
+                now = time.monotonic()
                 if all([await _ready(http, w.url) for s in SERVICES for w in self.live(s)]):
-                    return time.monotonic() - started
+                    streak = now if streak is None else streak
+                    if now - streak >= stable:
+                        took = streak - started
+                        return took if took <= timeout else None
+                else:
+                    streak = None
                 await asyncio.sleep(0.2)
         return None
 
-    async def recovered(self) -> None:
-        took = await self.all_ready()
+    async def recovered(self, stable: float) -> None:
+        took = await self.all_ready(stable=stable)
         self.recoveries.append(READY_WITHIN if took is None else took)
 
     # --- faults: each returns once the fault has ended ---
@@ -315,10 +331,14 @@ class Trial:
         seconds = self.rng.uniform(*self.config.broker_cut)
         assert self.env.proxy
         self.killed_at.append(time.time())
+        workers = [w for s in SERVICES for w in self.live(s)]
+        before = [cpu_seconds(w) for w in workers]
         self.env.proxy.cut()
         await asyncio.sleep(seconds)
+        used = [cpu_seconds(w) - b for w, b in zip(workers, before)]
         self.env.proxy.heal()
         self.killed_at.append(time.time())
+        self.cut_cpu.append(max(used, default=0.0) / seconds)  # a worker that spins would show ~1.0
         return f"broker cut {seconds:.0f}s"
 
     async def twilio_outage(self) -> str:
@@ -374,7 +394,7 @@ class Trial:
             for moment, fault in zip(moments, chosen):
                 await asyncio.sleep(max(0.0, moment - (time.monotonic() - started)))
                 names.append(await getattr(self, fault)())
-                await self.recovered()
+                await self.recovered(stable=SESSION_SETTLE if fault in KILLS else 3.0)
             await self.drain(patients, urgent)
             for task in replies:
                 task.cancel()
@@ -386,6 +406,7 @@ class Trial:
         result.max_recovery_s = round(max(self.recoveries, default=0.0), 1)
         result.not_ready_within_60s = sum(1 for r in self.recoveries if r >= READY_WITHIN)
         result.elapsed_s = time.monotonic() - began
+        result.max_cpu_during_cut = round(max(self.cut_cpu, default=0.0), 3)
         return result
 
     def phone(self, n: int) -> str:
@@ -467,10 +488,13 @@ class Trial:
             # a repeat is inside the window when the first send was not yet on the ledger
             # (no message.sent on Kafka) by the time the repeat went out
             recorded = ledger_at.get(earlier.sid)
-            if recorded is None or recorded > message.received_at:
+            inside = recorded is None or recorded > message.received_at
+            if inside:
                 result.duplicates_in_window += 1
             else:
                 result.duplicates += 1
+            result.repeats.append(f"{'in' if inside else 'OUT'} {message.to[-4:]} +{message.received_at - earlier.received_at:.2f}s "
+                                  f"{message.body[:24]!r}")
         for _, _, value in recorder.values(self.topics.dlq):
             record = json.loads(value or b"{}")
             original = base64.b64decode(record.get("original_base64", ""))
@@ -478,6 +502,15 @@ class Trial:
                 result.poison_dead_lettered += 1
             else:
                 result.wrongly_dead_lettered += 1
+
+
+def cpu_seconds(worker: WorkerProcess) -> float:
+    """User + system CPU time of a worker process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{worker._process.pid}/stat").read_text().rsplit(")", 1)[1].split()  # noqa: SLF001
+    except (OSError, AttributeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _ready(http: aiohttp.ClientSession, url: str) -> bool:

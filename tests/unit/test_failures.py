@@ -233,3 +233,39 @@ async def test_the_runtime_retries_a_kafka_timeout_and_dead_letters_nothing(tmp_
     await rt.handle(_record(), handler, "on_patient")
     assert calls == ["p1", "p1", "p1"]
     assert dead == []
+
+
+# --- readiness ----------------------------------------------------------------------
+
+
+async def readyz(rt: Runtime) -> tuple[int, dict]:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    app = web.Application()
+    app.add_routes(rt.routes)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/readyz")
+        return response.status, await response.json()
+
+
+async def test_readyz_answers_503_naming_a_stuck_partition_and_200_once_it_moves(tmp_path: Path) -> None:
+    rt, _ = _runtime(tmp_path)
+    rt._assignment_cause = lambda: None  # type: ignore[method-assign] # assigned and recovered
+    clock = FakeClock()
+    rt.stalls = Stalls(stuck_after=30, clock=clock)
+    rt.stalls.failed("unit.due", 3, 812, "KafkaTimeoutError: ")
+    assert (await readyz(rt))[0] == 200  # failing, not yet stuck
+    clock.now = 31
+    status, body = await readyz(rt)
+    assert status == 503 and body["cause"].startswith("stuck: unit.due[3]@812") and "KafkaTimeoutError" in body["cause"]
+    assert rt.ready()  # the scheduler's own work (its tick) goes on for the partitions that move
+    rt.stalls.cleared("unit.due", 3, 812)
+    assert await readyz(rt) == (200, {"ready": True, "service": "scheduler"})
+
+
+async def test_readyz_names_an_unreachable_broker_first(tmp_path: Path) -> None:
+    rt, _ = _runtime(tmp_path)
+    rt.broker_error = "KafkaConnectionError"
+    status, body = await readyz(rt)
+    assert status == 503 and body["cause"] == "Kafka unreachable: KafkaConnectionError"
