@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import random
+import re
 import signal
 import time
 import uuid
@@ -20,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
+from email.message import Message
 from pathlib import Path
 
 import aiohttp
@@ -36,6 +39,9 @@ from tests.support.fake_twilio import ERRORS, FakeTwilio, _error
 from tests.support.kafka import Publisher
 from tests.support.smtp import SmtpServer, _Inbox
 from tests.support.workers import WorkerProcess
+
+# the harness's own Kafka clients complain on every reconnect while the broker is cut off
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 PUBLIC_URL = "https://cyclecare.clinic.test/hooks"
 CLOCK_START = "2026-03-12T22:00:00+00:00"  # mid-afternoon in California, two days after the treatment
@@ -417,12 +423,12 @@ class Trial:
         patients = []
         try:
             for n in range(self.config.patients):
-                pid, phone = f"p-{n}", self.phone(n)
+                pid, phone = f"p{self.index}-{n}", self.phone(n)
                 await publisher.send(self.topics.patients, pid, PatientEnrolled(
                     patient_id=pid, clinic_id="rocklin", first_name="Ana", phone=phone,
                     timezone="America/Los_Angeles", language="en", sms_consent=True))
                 await publisher.send(self.topics.treatments, pid, TreatmentRecorded(
-                    treatment_id=f"t-{n}", patient_id=pid, clinic_id="rocklin", administered_on=TREATED_ON))
+                    treatment_id=f"t{self.index}-{n}", patient_id=pid, clinic_id="rocklin", administered_on=TREATED_ON))
                 patients.append((pid, phone))
         finally:
             await publisher.stop()
@@ -451,8 +457,9 @@ class Trial:
                 await asyncio.sleep(0.5)
 
     def urgent_delivered(self, pid: str) -> bool:
-        by_sms = any(pid in m.body and "URGENT" in m.body for m in self.env.twilio.to(ON_CALL_PHONE))
-        by_mail = any(pid in m.as_string() for m in self.env.smtp.to(ON_CALL_EMAIL))
+        names = re.compile(rf"\b{re.escape(pid)}\b")
+        by_sms = any(names.search(m.body) and "URGENT" in m.body for m in self.env.twilio.to(ON_CALL_PHONE))
+        by_mail = any(names.search(mail_text(m)) for m in self.env.smtp.to(ON_CALL_EMAIL))
         return by_sms or by_mail
 
     async def drain(self, patients: list[tuple[str, str]], urgent: list[tuple[str, str]]) -> None:
@@ -477,7 +484,8 @@ class Trial:
             if isinstance(event, MessageSent) and event.provider_id:
                 ledger_at.setdefault(event.provider_id, at)
         phones = {phone for _, phone in patients} | {ON_CALL_PHONE}
-        sms = [m for m in self.env.twilio.messages if m.to in phones]
+        # the on-call clinician's number is the same in every trial: this trial's messages only
+        sms = [m for m in self.env.twilio.messages if m.to in phones and m.received_at >= self.anchor]
         windows = [ledger_at[m.sid] - m.received_at for m in sms if m.sid in ledger_at]
         result.window_max_s = round(max(windows, default=0.0), 2)
         first: dict[tuple[str, str], object] = {}
@@ -502,6 +510,15 @@ class Trial:
                 result.poison_dead_lettered += 1
             else:
                 result.wrongly_dead_lettered += 1
+
+
+def mail_text(message: Message) -> str:
+    """Subject and decoded text parts of an email."""
+    parts = [str(message["Subject"] or "")]
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            parts.append((part.get_payload(decode=True) or b"").decode(errors="replace"))
+    return "\n".join(parts)
 
 
 def cpu_seconds(worker: WorkerProcess) -> float:
