@@ -181,11 +181,15 @@ class Runtime:
             log.debug("%s(%s[%s]) failed: %s", method, stall.topic, stall.partition, exc)
 
     def agent(self, topic: str, handler: Callable[[str, Event], Awaitable[None]], name: str) -> None:
-        """Run ``handler`` on every decoded event of ``topic``, one at a time."""
+        """Run ``handler`` on every decoded event of ``topic``, one at a time. A record is
+        acknowledged once handled (or dead-lettered), never because the agent was stopped or
+        its partition revoked while a retry was under way (faust's own acking would)."""
 
         async def consume(stream: faust.StreamT) -> None:
-            async for record in stream.events():
+            manual = stream.noack()
+            async for record in manual.events():
                 await self.handle(record, handler, name)
+                await manual.ack(record)
 
         consume.__name__ = name
         consume.__qualname__ = f"{self.service}.{name}"
