@@ -75,13 +75,16 @@ def watch_parent(parent_pid: int, grace: float = 8.0, interval: float = 1.0) -> 
 
 @contextmanager
 def stop_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise :class:`Stop` in the main thread (SIGINT raises
-    KeyboardInterrupt as usual), so ``finally`` blocks stop the children."""
+    """SIGTERM and SIGHUP raise :class:`Stop` in the main thread, SIGINT raises
+    KeyboardInterrupt (even when started ignored), so ``finally`` blocks stop the children."""
 
     def raise_stop(signum: int, frame: object) -> None:
         raise Stop(signal.Signals(signum).name)
 
     previous = {s: signal.signal(s, raise_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it:
+    # `cyclecare run &` followed by `kill -INT` must stop it all the same.
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:

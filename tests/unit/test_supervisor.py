@@ -59,3 +59,18 @@ def test_stopping_kills_a_child_that_ignores_sigterm_at_the_deadline() -> None:
     assert polite.returncode == -signal.SIGTERM
     assert stubborn.returncode == -signal.SIGKILL
     assert not alive(stubborn.pid)
+
+
+def test_sigint_stops_a_run_started_in_the_background_with_sigint_ignored() -> None:
+    script = ("import time\nfrom services.supervisor import stop_signals\nwith stop_signals():\n"
+              "    try:\n        print('ready', flush=True); time.sleep(60)\n"
+              "    except KeyboardInterrupt:\n        print('stopping', flush=True)\n")
+    ignored = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert ignored.stdout.readline().strip() == "ready"
+    ignored.send_signal(signal.SIGINT)
+    try:
+        assert ignored.wait(timeout=10) == 0
+    finally:
+        ignored.kill()
+    assert ignored.stdout.read().strip() == "stopping"
