@@ -12,6 +12,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -22,6 +24,11 @@ log = logging.getLogger(__name__)
 
 class BrokerUnavailable(RuntimeError):
     pass
+
+
+class TopicsDisagree(SystemExit):
+    """A worker refuses to start: its topics cannot be co-partitioned. ``str()`` is the one
+    line the operator reads: the topics, their partition counts and the fix."""
 
 
 def tansu_binary() -> str:
@@ -47,9 +54,13 @@ def free_port() -> int:
 class EmbeddedBroker:
     """A Tansu broker on a free loopback port, in memory, for as long as the object lives."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None, *,
+                 advertised_port: int | None = None, preexec_fn: Callable[[], None] | None = None) -> None:
         self.port = port or free_port()
+        # what clients are told to connect to: a fault proxy's port puts every connection through it
+        self.advertised_port = advertised_port or self.port
         self.log_path = log_path
+        self.preexec_fn = preexec_fn  # e.g. services.supervisor.die_with_parent()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,12 +69,14 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 20.0) -> "EmbeddedBroker":
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self._process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=self.preexec_fn,
         )
         self._wait_until_listening(timeout)
         log.info("embedded broker listening on %s", self.bootstrap_servers)
@@ -82,12 +95,16 @@ class EmbeddedBroker:
         self.stop()
         raise BrokerUnavailable(f"embedded broker did not listen within {timeout:.0f}s")
 
-    def stop(self) -> None:
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def stop(self, timeout: float = 5.0) -> None:
         if self._process is None or self._process.poll() is not None:
             return
         self._process.terminate()
         try:
-            self._process.wait(timeout=5)
+            self._process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
@@ -99,17 +116,26 @@ class EmbeddedBroker:
         self.stop()
 
 
-async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, replication: int = 1) -> None:
-    """Create the topics that do not exist yet (idempotent; safe from every worker)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    for attempt in range(30):
+async def _admin(bootstrap_servers: str, patience: float = 60.0) -> AIOKafkaAdminClient:
+    """A started admin client; waits for the broker with backoff (never a busy loop)."""
+    deadline = time.monotonic() + patience
+    delay = 0.2
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
         try:
             await admin.start()
-            break
+            return admin
         except KafkaError:
-            await asyncio.sleep(0.5)
-    else:
-        raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap_servers}")
+            await admin.close()
+            if time.monotonic() + delay > deadline:
+                raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap_servers} within {patience:.0f}s") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, replication: int = 1) -> None:
+    """Create the topics that do not exist yet (idempotent; safe from every worker)."""
+    admin = await _admin(bootstrap_servers)
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
@@ -122,3 +148,81 @@ async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: i
                 pass
     finally:
         await admin.close()
+
+
+# --- start-up check: partition counts and co-partitioning ------------------------------
+
+
+async def partition_counts(bootstrap_servers: str) -> dict[str, int]:
+    """Every existing topic and its partition count (one metadata request for all topics:
+    naming topics in it could make a broker auto-create them)."""
+    admin = await _admin(bootstrap_servers)
+    try:
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in described if not t.get("error_code")}
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """How many partitions a service's tables, changelogs and internal topics get."""
+
+    partitions: int
+    note: str | None = None  # said once in the log when it differs from the configuration
+
+
+def plan_partitions(
+    service: str,
+    configured: int,
+    sources: Iterable[str],
+    changelogs: Iterable[str],
+    existing: dict[str, int],
+    siblings: Iterable[str] = (),
+) -> PartitionPlan:
+    """What Kafka Streams does: size everything the service creates to its source topics.
+
+    Every topic the service reads feeds its tables, so all of them must have one partition
+    count; existing changelogs must have it too. When none of its sources exists yet, the
+    service follows the other cyclecare topics that do (``siblings``), then the configuration.
+    Raises :class:`TopicsDisagree` with one line naming the topics, their counts and the fix."""
+    sources = sorted(set(sources))
+    found = {t: existing[t] for t in sources if t in existing}
+    counts = sorted(set(found.values()))
+    if len(counts) > 1:
+        raise TopicsDisagree(_disagreement(service, found, configured))
+    if counts:
+        partitions, why = counts[0], "its source topics have"
+    else:
+        sibling_counts = sorted({existing[t] for t in siblings if t in existing})
+        if len(sibling_counts) == 1:
+            partitions, why = sibling_counts[0], "the existing cyclecare topics have"
+        else:
+            partitions, why = configured, ""
+    wrong = {t: existing[t] for t in sorted(set(changelogs)) if t in existing and existing[t] != partitions}
+    if wrong:
+        listing = ", ".join(f"{t}={n}" for t, n in wrong.items())
+        raise TopicsDisagree(
+            f"cyclecare {service}: cannot start: its changelog partition counts ({listing}) differ from its "
+            f"sources' {partitions} ({_listing(found)}); fix: give the sources {next(iter(wrong.values()))} partitions again, "
+            f"or stop every {service} worker and delete those changelogs (the tables are rebuilt empty)"
+        )
+    note = None
+    if partitions != configured:
+        note = (f"cyclecare {service}: tables, changelogs and internal topics get {partitions} partitions "
+                f"(CYCLECARE_PARTITIONS={configured}) because {why} {partitions}")
+    return PartitionPlan(partitions, note)
+
+
+def _listing(counts: dict[str, int]) -> str:
+    return ", ".join(f"{t}={n}" for t, n in counts.items()) or "none exist yet"
+
+
+def _disagreement(service: str, found: dict[str, int], configured: int) -> str:
+    majority = max(set(found.values()), key=lambda n: (list(found.values()).count(n), n == configured, n))
+    odd = [t for t, n in found.items() if n != majority]
+    return (
+        f"cyclecare {service}: cannot start: the topics it reads must have one partition count "
+        f"to co-partition its tables, found {_listing(found)}; fix: recreate (or alter) "
+        f"{', '.join(odd)} with {majority} partitions before starting the workers"
+    )

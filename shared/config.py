@@ -58,6 +58,8 @@ class Settings(BaseModel):
     sms_rate_per_second: float = Field(10.0, alias="CYCLECARE_SMS_RATE", gt=0)
     sms_burst: float | None = Field(None, alias="CYCLECARE_SMS_BURST", ge=1)  # default: a tenth of a second's rate
     notifier_in_flight: int = Field(64, alias="CYCLECARE_NOTIFIER_IN_FLIGHT", ge=1, le=10000)
+    parent_pid: int | None = Field(None, alias="CYCLECARE_PARENT_PID")  # set by `cyclecare run`: stop when it dies
+    stuck_after_seconds: float = Field(30.0, alias="CYCLECARE_STUCK_AFTER_SECONDS", gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CYCLECARE_LOG_LEVEL")
 
     @field_validator("log_format")

@@ -26,3 +26,13 @@ PROVIDER_HALTED = Gauge(
     "cyclecare_provider_halted", "1 while sending is stopped because the provider refused our credentials", ["provider"]
 )
 SMS_WAITING = Gauge("cyclecare_sms_waiting_for_rate_limit", "SMS sends waiting for a token of the rate limit")
+DLQ_RECORDS = Counter("cyclecare_dlq_records_total", "Records written to the dead-letter topic", ["reason"])
+HANDLER_RETRIES = Counter(
+    "cyclecare_handler_retries_total", "Handler failures retried (not dead-lettered): infrastructure faults", ["service", "topic"]
+)
+PARTITION_STUCK = Gauge(
+    "cyclecare_partition_stuck",
+    "1 while a partition's record keeps failing past CYCLECARE_STUCK_AFTER_SECONDS (partition paused)",
+    ["service", "topic", "partition"],
+)
+BROKER_REACHABLE = Gauge("cyclecare_broker_reachable", "1 when the worker's last metadata request to Kafka succeeded", ["service"])

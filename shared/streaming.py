@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
 from aiohttp import web
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,6 +22,7 @@ from shared.broker import ensure_topics
 from shared.codec import DecodeError, dead_letter, decode, encode
 from shared.config import Settings
 from shared.events import Event
+from shared.failures import RetryHooks, Stall, Stalls, describe, dlq_reason, until_handled
 from shared.logs import configure_logging
 from shared.topics import Topics
 
@@ -77,10 +79,13 @@ class Runtime:
             consumer_auto_offset_reset="earliest",
         )
         self.app.conf.cyclecare_fetch_max_wait_ms = settings.fetch_max_wait_ms
+        self.stalls = Stalls(stuck_after=settings.stuck_after_seconds)
+        self.broker_error: str | None = None  # set by the broker probe while Kafka does not answer
         self.routes = web.RouteTableDef()
         self._topic_cache: dict[str, faust.TopicT] = {}
         self._add_health_routes()
         self.app.service(_HttpServer(self))
+        self.app.service(_BrokerProbe(self))
 
     # --- topics -------------------------------------------------------------------
 
@@ -111,6 +116,7 @@ class Runtime:
     async def dead_letter(self, record: Any, error: str) -> None:
         message = record.message
         metrics.FAILED.labels(self.service, message.topic).inc()
+        metrics.DLQ_RECORDS.labels(dlq_reason(error)).inc()
         log.warning(
             "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
         )
@@ -125,8 +131,8 @@ class Runtime:
         await self.topic(self.topics.dlq).send(key=record.key, value=value)
 
     async def handle(self, record: Any, handler: Callable[[str, Event], Awaitable[None]], name: str) -> None:
-        """Decode one record and run ``handler`` on it. A record that is not an event, or
-        that makes the handler fail, is dead-lettered: one bad record never stops an agent."""
+        """Decode one record and run ``handler`` on it. A record that is not an event is
+        dead-lettered; a handler failure is classified (see :meth:`until_handled`)."""
         message = record.message
         metrics.CONSUMED.labels(self.service, message.topic).inc()
         try:
@@ -135,18 +141,55 @@ class Runtime:
             await self.dead_letter(record, str(exc))
             return
         key = record.key.decode() if isinstance(record.key, bytes) else ""
+        poison = await self.until_handled(record, lambda: handler(key, event))
+        if poison is not None:
+            log.warning("%s: %s %s is poison: %s", name, event.type, event.event_id, type(poison).__name__)
+            await self.until_handled(record, lambda: self.dead_letter(record, describe(poison)))
+
+    # --- handler failures (rules in shared/failures.py) -----------------------------
+
+    async def until_handled(self, record: Any, attempt: Callable[[], Awaitable[None]]) -> BaseException | None:
+        """Run ``attempt`` until it succeeds, retrying infrastructure faults with backoff
+        without acknowledging ``record``; returns the exception when it is poison."""
+        message = record.message
+        hooks = RetryHooks(on_stuck=self._partition_stuck, on_cleared=self._partition_cleared)
+
+        async def counted() -> None:
+            try:
+                await attempt()
+            except Exception:
+                metrics.HANDLER_RETRIES.labels(self.service, message.topic).inc()
+                raise
+
+        return await until_handled(counted, (message.topic, message.partition, message.offset), self.stalls, hooks=hooks)
+
+    def _partition_stuck(self, stall: Stall) -> None:
+        metrics.PARTITION_STUCK.labels(self.service, stall.topic, str(stall.partition)).set(1)
+        self._consumer_call("pause_partitions", stall)
+
+    def _partition_cleared(self, stall: Stall) -> None:
+        if self.stalls.partition_failing(stall.topic, stall.partition):
+            return
+        metrics.PARTITION_STUCK.labels(self.service, stall.topic, str(stall.partition)).set(0)
+        self._consumer_call("resume_partitions", stall)
+
+    def _consumer_call(self, method: str, stall: Stall) -> None:
+        """Stop (or resume) fetching a stuck partition: records behind it stay in Kafka."""
         try:
-            await handler(key, event)
-        except Exception as exc:
-            log.exception("%s failed on %s %s", name, event.type, event.event_id)
-            await self.dead_letter(record, f"{type(exc).__name__}: {exc}")
+            getattr(self.app.consumer, method)({TP(stall.topic, stall.partition)})
+        except Exception as exc:  # noqa: BLE001 - consumer gone while stopping: nothing to pause
+            log.debug("%s(%s[%s]) failed: %s", method, stall.topic, stall.partition, exc)
 
     def agent(self, topic: str, handler: Callable[[str, Event], Awaitable[None]], name: str) -> None:
-        """Run ``handler`` on every decoded event of ``topic``, one at a time."""
+        """Run ``handler`` on every decoded event of ``topic``, one at a time. A record is
+        acknowledged once handled (or dead-lettered), never because the agent was stopped or
+        its partition revoked while a retry was under way (faust's own acking would)."""
 
         async def consume(stream: faust.StreamT) -> None:
-            async for record in stream.events():
+            manual = stream.noack()
+            async for record in manual.events():
                 await self.handle(record, handler, name)
+                await manual.ack(record)
 
         consume.__name__ = name
         consume.__qualname__ = f"{self.service}.{name}"
@@ -155,14 +198,37 @@ class Runtime:
     # --- readiness ----------------------------------------------------------------
 
     def ready(self) -> bool:
+        """Assigned, tables recovered, not rebalancing: the worker's own state is usable (the
+        scheduler ticks only then). ``/readyz`` asks more: :meth:`not_ready_cause`."""
+        return self._assignment_cause() is None
+
+    def not_ready_cause(self) -> str | None:
+        """Why this worker is not ready (None when it is): what ``/readyz`` answers. A stuck
+        partition or an unreachable broker makes it unready too, though the partitions that
+        still move keep being processed."""
+        if self.broker_error:
+            return f"Kafka unreachable: {self.broker_error}"
+        if cause := self._assignment_cause():
+            return cause
+        if stuck := self.stalls.cause():
+            return f"stuck: {stuck}"
+        return None
+
+    def _assignment_cause(self) -> str | None:
         app = self.app
         try:
             assigned = bool(app.consumer.assignment())
             # ``completed`` is set once, at the first recovery; ``in_recovery`` covers later ones
             recovered = app.tables.recovery.completed.is_set() and not app.in_recovery
         except Exception:
-            return False
-        return app.started and assigned and recovered and not app.rebalancing
+            return "starting"
+        if not (app.started and assigned):
+            return "no partitions assigned yet"
+        if not recovered:
+            return "recovering tables"
+        if app.rebalancing:
+            return "rebalancing"
+        return None
 
     def _add_health_routes(self) -> None:
         @self.routes.get("/healthz")
@@ -171,15 +237,14 @@ class Runtime:
 
         @self.routes.get("/readyz")
         async def readyz(request: web.Request) -> web.Response:
-            ready = self.ready()
-            metrics.READY.labels(self.service).set(1 if ready else 0)
-            return web.json_response(
-                {"ready": ready, "service": self.service}, status=200 if ready else 503
-            )
+            cause = self.not_ready_cause()
+            metrics.READY.labels(self.service).set(0 if cause else 1)
+            body = {"ready": cause is None, "service": self.service} | ({"cause": cause} if cause else {})
+            return web.json_response(body, status=503 if cause else 200)
 
         @self.routes.get("/metrics")
         async def prometheus(request: web.Request) -> web.Response:
-            metrics.READY.labels(self.service).set(1 if self.ready() else 0)
+            metrics.READY.labels(self.service).set(0 if self.not_ready_cause() else 1)
             return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # --- running ------------------------------------------------------------------
@@ -218,6 +283,46 @@ class _HttpServer(Service):
     async def on_stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class _BrokerProbe(Service):
+    """Asks Kafka for metadata every few seconds, so that a worker whose broker is gone
+    reports not ready (the consumer keeps its assignment meanwhile) instead of looking fine."""
+
+    interval = 2.0
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        super().__init__()
+
+    @Service.task
+    async def _probe(self) -> None:
+        from aiokafka.client import AIOKafkaClient
+
+        client = AIOKafkaClient(bootstrap_servers=self.runtime.settings.bootstrap_servers.split(","),
+                                request_timeout_ms=5000, retry_backoff_ms=500)
+        booted = False
+        try:
+            while not self.should_stop:
+                try:
+                    if not booted:
+                        await asyncio.wait_for(client.bootstrap(), 10)
+                        booted = True
+                    await asyncio.wait_for(client.fetch_all_metadata(), 5)
+                    self._set(None)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure means: not reachable now
+                    self._set(f"{type(exc).__name__}")
+                await self.sleep(self.interval)
+        finally:
+            await client.close()
+
+    def _set(self, error: str | None) -> None:
+        if error != self.runtime.broker_error:
+            (log.warning if error else log.info)("%s: Kafka %s", self.runtime.service, f"unreachable ({error})" if error else "reachable")
+        self.runtime.broker_error = error
+        metrics.BROKER_REACHABLE.labels(self.runtime.service).set(0 if error else 1)
 
 
 async def create_topics(settings: Settings) -> None:

@@ -371,9 +371,13 @@ def pipelined_agent(rt: Runtime, topic: str, handler: Handler, name: str, limit:
     async def one(stream: faust.StreamT, record: Any, slots: asyncio.Semaphore) -> None:
         try:
             await rt.handle(record, handler, name)
-        finally:
+        except asyncio.CancelledError:
+            # stopping or revoked mid-way (a retry asleep until its moment, say): not handled,
+            # so not acknowledged; the partition's next owner gets the record again
             slots.release()
-            await stream.ack(record)
+            raise
+        slots.release()
+        await stream.ack(record)
 
     async def consume(stream: faust.StreamT) -> None:
         slots = asyncio.Semaphore(limit)

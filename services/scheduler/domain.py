@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clinics import ClinicRules
+from shared.failures import ContractViolation
 from shared.events import (
     CheckinDue,
     CheckinExpired,
@@ -35,7 +36,7 @@ STALE_AFTER = timedelta(hours=24)  # a patient message this late is no longer me
 EARLIEST_OFFSET = timedelta(hours=14)
 
 
-class InvalidTreatment(ValueError):
+class InvalidTreatment(ContractViolation):
     """A treatment that can never be scheduled (dated in the future, say)."""
 
 

@@ -1,0 +1,199 @@
+"""`cyclecare run` owns its children: the embedded broker and the workers.
+
+- SIGTERM, SIGINT or SIGHUP to `cyclecare run` stops every child within ``STOP_WITHIN``
+  seconds (a graceful SIGTERM first, SIGKILL for whatever is left at the deadline).
+- A child exits by itself when the parent dies without a chance to clean up (SIGKILL, OOM):
+  on Linux the kernel sends it SIGTERM (``PR_SET_PDEATHSIG``); everywhere, a worker's
+  watchdog thread notices its parent is gone and stops, forcibly after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+
+from shared.broker import EmbeddedBroker
+from shared.config import load_settings
+from shared.streaming import create_topics
+
+log = logging.getLogger(__name__)
+
+STOP_WITHIN = 10.0
+PR_SET_PDEATHSIG = 1
+SERVICES = ("scheduler", "notifier", "survey")
+# `cyclecare run` gives each worker its own port: survey (webhooks) gets CYCLECARE_HTTP_PORT.
+PORT_OFFSET = {"survey": 0, "notifier": 1, "scheduler": 2}
+
+
+class Stop(BaseException):
+    """Raised in the main thread by SIGTERM/SIGHUP, like KeyboardInterrupt for SIGINT."""
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets ``sig`` when the process that started it dies."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would tell us
+            os._exit(1)
+
+    return preexec
+
+
+def watch_parent(parent_pid: int, grace: float = 8.0, interval: float = 1.0) -> threading.Thread:
+    """In a child: once ``parent_pid`` is no longer our parent, SIGTERM ourselves (a graceful
+    stop), and exit hard if that has not finished within ``grace`` seconds."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        log.warning("the parent process %s is gone: stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os._exit(70)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+@contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Stop` in the main thread, SIGINT raises
+    KeyboardInterrupt (even when started ignored), so ``finally`` blocks stop the children."""
+
+    def raise_stop(signum: int, frame: object) -> None:
+        raise Stop(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, raise_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it:
+    # `cyclecare run &` followed by `kill -INT` must stop it all the same.
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def ignore_stop_signals() -> None:
+    """While stopping the children, a second Ctrl-C or SIGTERM must not abandon them."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def spawn_worker(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = env | {"CYCLECARE_PARENT_PID": str(os.getpid())}
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "worker", name], env=env,
+                            preexec_fn=die_with_parent())
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]], within: float = STOP_WITHIN) -> None:
+    """SIGTERM every live process, wait until ``within`` seconds have passed (less one for
+    the stragglers), then SIGKILL what is left."""
+    deadline = time.monotonic() + within - 1.0
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("pid %s did not stop within %.0fs: killing it", process.pid, within)
+            process.kill()
+            process.wait()
+
+
+# --- cyclecare run ------------------------------------------------------------------------
+
+
+class Pipeline:
+    """The children of one `cyclecare run`: the embedded broker (unless Kafka is configured)
+    and one worker per service."""
+
+    def __init__(self) -> None:
+        self.broker: EmbeddedBroker | None = None
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start_broker(self, env: dict[str, str]) -> None:
+        self.broker = EmbeddedBroker(preexec_fn=die_with_parent())
+        self.broker.start()
+        env["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
+        asyncio.run(create_topics(load_settings(env)))
+        env.setdefault("CYCLECARE_REBALANCE_TIMEOUT", "2")
+        click.echo(f"embedded Kafka-protocol broker on {self.broker.bootstrap_servers}")
+
+    def start_workers(self, env: dict[str, str], base_port: int) -> None:
+        for name in SERVICES:
+            worker_env = env | {"CYCLECARE_HTTP_PORT": str(base_port + PORT_OFFSET[name]),
+                                "CYCLECARE_DATA_DIR": env.get("CYCLECARE_DATA_DIR", "var")}
+            self.workers[name] = spawn_worker(name, worker_env)
+
+    def wait(self, exit_after: float | None) -> None:
+        deadline = time.monotonic() + exit_after if exit_after else None
+        while deadline is None or time.monotonic() < deadline:
+            for name, process in self.workers.items():
+                if process.poll() is not None:
+                    raise SystemExit(f"cyclecare: the {name} worker exited with {process.returncode}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Workers first (they leave their groups while the broker is up), then the broker;
+        all within ``STOP_WITHIN`` seconds."""
+        stop_all(list(self.workers.values()), within=STOP_WITHIN - 2.0)
+        if self.broker is not None:
+            self.broker.stop(timeout=1.5)
+
+
+def run_pipeline(demo: bool, speed: float, exit_after: float | None) -> None:
+    """`cyclecare run`: start the children, wait, and stop every one of them however it ends
+    (Ctrl-C, SIGTERM, SIGHUP, a worker exiting, ``--exit-after``)."""
+    pipeline = Pipeline()
+    with stop_signals():
+        try:
+            _run(pipeline, demo, speed, exit_after)
+        except (KeyboardInterrupt, Stop):
+            pass
+        finally:
+            ignore_stop_signals()
+            pipeline.stop()
+
+
+def _run(pipeline: Pipeline, demo: bool, speed: float, exit_after: float | None) -> None:
+    settings = load_settings()
+    env = dict(os.environ)
+    if not settings.kafka_bootstrap_servers:
+        pipeline.start_broker(env)
+    env.setdefault("CYCLECARE_HTTP_HOST", "127.0.0.1")
+    base_port = settings.http_port
+    env.setdefault("CYCLECARE_PUBLIC_URL", f"http://127.0.0.1:{base_port}")
+    if demo:
+        env["CYCLECARE_CLOCK_START"] = env.get("CYCLECARE_CLOCK_START") or "2026-03-02T15:00:00+00:00"
+        env["CYCLECARE_CLOCK_SPEED"] = str(speed)
+        env["CYCLECARE_CLOCK_ANCHOR"] = str(time.time())
+        env.setdefault("TWILIO_AUTH_TOKEN", secrets.token_hex(16))  # signs the demo's replies
+        env.setdefault("CYCLECARE_TICK_SECONDS", "0.5")
+    pipeline.start_workers(env, base_port)
+    click.echo("workers: " + ", ".join(f"{n} http://127.0.0.1:{base_port + PORT_OFFSET[n]}" for n in SERVICES))
+    if demo:
+        from services.demo import run_demo
+
+        asyncio.run(run_demo(env, {n: base_port + PORT_OFFSET[n] for n in SERVICES}, exit_after))
+    else:
+        pipeline.wait(exit_after)

@@ -1,0 +1,94 @@
+"""`cyclecare run` owns its children: SIGTERM or SIGINT stops the embedded broker and every
+worker, and they exit by themselves when the parent is SIGKILLed (nothing keeps the ports)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.readiness import wait_until_ready
+from tests.support.kafka import eventually
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).parents[2]
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def free_base_port() -> int:
+    """Three consecutive free ports (survey, notifier, scheduler)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base > 65000:
+            continue
+        try:
+            socks = [socket.socket() for _ in range(3)]
+            for offset, sock in enumerate(socks):
+                sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise AssertionError("no three consecutive free ports")
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
+async def test_stopping_cyclecare_run_stops_the_broker_and_every_worker(how: str, tmp_path: Path) -> None:
+    base = free_base_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "CYCLECARE_", "TWILIO_", "SMTP_"))}
+    env |= {"CYCLECARE_HTTP_PORT": str(base), "CYCLECARE_DATA_DIR": str(tmp_path), "CYCLECARE_PARTITIONS": "2"}
+    log = open(tmp_path / "run.log", "wb")
+    run = subprocess.Popen([sys.executable, "-m", "services.cli", "run"], env=env, cwd=ROOT, stdout=log,
+                           stderr=subprocess.STDOUT)
+    children: set[int] = set()
+    try:
+        for offset in range(3):
+            await wait_until_ready(f"http://127.0.0.1:{base + offset}", 90,
+                                   lambda: "cyclecare run exited" if run.poll() is not None else None)
+        children = children_of(run.pid)
+        assert len(children) == 4, "the broker and three workers"
+
+        os.kill(run.pid, getattr(signal, how))
+
+        await eventually(lambda: not any(alive(pid) for pid in children), 12,
+                         f"every child of cyclecare run to exit after {how}")
+        if how != "SIGKILL":
+            await eventually(lambda: run.poll() is not None, 5, "cyclecare run to exit")
+    finally:
+        run.kill()
+        run.wait()
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        log.close()
+    with socket.socket() as sock:  # the next run does not collide
+        sock.bind(("127.0.0.1", base))
