@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
 from shared.broker import ensure_topics
-from shared.codec import DecodeError, dead_letter, decode, encode
+from shared.codec import DecodeError, capped, dead_letter, dead_letter_key, decode_record, encode
 from shared.config import Settings
 from shared.events import Event
 from shared.logs import configure_logging
@@ -112,7 +112,7 @@ class Runtime:
         message = record.message
         metrics.FAILED.labels(self.service, message.topic).inc()
         log.warning(
-            "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
+            "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, capped(error, 500)
         )
         value = dead_letter(
             record.value,
@@ -122,19 +122,27 @@ class Runtime:
             error=error,
             service=self.service,
         )
-        await self.topic(self.topics.dlq).send(key=record.key, value=value)
+        await self.topic(self.topics.dlq).send(key=dead_letter_key(record.key), value=value)
+
+    async def unpack(self, record: Any) -> tuple[str, Event] | None:
+        """The key and event of a consumed record, or ``None`` once it is dead-lettered:
+        everything before the handler (size, key, JSON, depth, validation) fails here with
+        its reason, never inside the agent."""
+        try:
+            return decode_record(record.key, record.value)
+        except DecodeError as exc:
+            await self.dead_letter(record, str(exc))
+            return None
 
     async def handle(self, record: Any, handler: Callable[[str, Event], Awaitable[None]], name: str) -> None:
         """Decode one record and run ``handler`` on it. A record that is not an event, or
         that makes the handler fail, is dead-lettered: one bad record never stops an agent."""
         message = record.message
         metrics.CONSUMED.labels(self.service, message.topic).inc()
-        try:
-            event = decode(record.value)
-        except DecodeError as exc:
-            await self.dead_letter(record, str(exc))
+        unpacked = await self.unpack(record)
+        if unpacked is None:
             return
-        key = record.key.decode() if isinstance(record.key, bytes) else ""
+        key, event = unpacked
         try:
             await handler(key, event)
         except Exception as exc:
