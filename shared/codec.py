@@ -41,7 +41,7 @@ def decode(raw: bytes | None) -> Event:
     data = loads_bounded(raw, what="record", limit=MAX_RECORD_BYTES)
     if not isinstance(data, dict):
         raise DecodeError("not a JSON object")
-    _check_type(data.get("type"))
+    check_type(data.get("type"))
     try:
         return ANY_EVENT.validate_python(data)
     except ValidationError as exc:
@@ -113,7 +113,7 @@ def _deeper_than(data: Any, limit: int) -> bool:
     return False
 
 
-def _check_type(value: object) -> None:
+def check_type(value: object) -> None:
     """The discriminator first: pydantic quotes an unknown tag whole in its message."""
     if not isinstance(value, str):
         raise DecodeError("type: missing or not a string")

@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import Field, TypeAdapter, ValidationError
 
 from shared.clinics import Directory
-from shared.codec import DecodeError, loads_bounded, validation_reasons
+from shared.codec import DecodeError, check_type, loads_bounded, validation_reasons
 from shared.events import PatientDischarged, PatientEnrolled, PatientUpdated, TreatmentRecorded
 from shared.http_input import Refused, read_body
 from shared.limits import MAX_HTTP_BODY_BYTES
@@ -34,9 +34,10 @@ def _problem(status: int, reason: str, details: list | None = None) -> web.Respo
 
 
 def _plain_fields(reasons: list[dict], event_type: object) -> list[dict]:
-    """``patient.enrolled.phone`` -> ``phone``: the union's tag is no field of the body."""
+    """``patient.enrolled.phone`` -> ``phone``: the union's tag is no field of the body; an
+    error about the whole body is one about its ``type`` (the tag that chose no event)."""
     prefix = f"{event_type}."
-    return [r | {"field": r["field"].removeprefix(prefix)} for r in reasons]
+    return [r | {"field": r["field"].removeprefix(prefix) or "type"} for r in reasons]
 
 
 async def read_json(request: web.Request) -> object:
@@ -64,6 +65,10 @@ def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
         if not isinstance(body, dict):
             return _problem(422, "body must be a JSON object")
         body.setdefault("type", default_type)
+        try:
+            check_type(body["type"])
+        except DecodeError as exc:
+            return _problem(422, "invalid event", [{"field": "type", "error": str(exc).removeprefix("type: ")}])
         try:
             event = adapter.validate_python(body)
         except ValidationError as exc:
