@@ -53,6 +53,7 @@ PARTITIONS = 4
 PUBLIC_URL = "https://cyclecare.clinic.test/hooks"
 API_TOKEN = "bench-api-token"
 HUNG_SECONDS = 10.0
+MAX_SENT_BYTES = 1_000_000  # what a Kafka producer sends by default (message.max.bytes)
 CONSUMERS = {"patients": ("scheduler", "survey", "notifier"), "treatments": ("scheduler",), "inbound": ("survey",)}
 
 
@@ -125,6 +126,10 @@ def measure_text() -> dict[str, dict]:
     return results
 
 
+def _size(characters: int) -> str:
+    return f"{characters // 1024} K" if characters % 1024 == 0 else f"{characters} ch"
+
+
 # --- 2. HTTP edges ----------------------------------------------------------------------
 
 async def fuzz_http(name: str, url: str, make: Callable[[random.Random], tuple[bytes, dict[str, str]]], count: int,
@@ -181,7 +186,7 @@ async def fuzz_kafka(bootstrap: str, topics: Topics, count: int, seed: int) -> t
             refused = 0
             pending = []
             for _ in range(count):
-                key, value = kafka_key(rng), mutated_json(rng, base)
+                key, value = kafka_key(rng), mutated_json(rng, base)[:MAX_SENT_BYTES]
                 try:
                     decode_record(key, value)
                     bad = False
@@ -250,8 +255,7 @@ async def run(count: int, seed: int, kafka_wait: float) -> dict:
     print("1. text functions, worst case (µs per KB at each size; ratio > 1 grows faster than linear)")
     report["text"] = measure_text()
     for name, figures in report["text"].items():
-        sizes = ", ".join(f"{int(k) // 1024 if int(k) >= 1024 else k}{'K' if int(k) >= 1024 else ' ch'}: {v}"
-                          for k, v in figures["us_per_kb"].items())
+        sizes = ", ".join(f"{_size(int(k))}: {v}" for k, v in figures["us_per_kb"].items())
         print(f"   {name:36} {sizes}   ratio {figures['ratio_largest_to_smallest']}")
 
     scratch = Path(tempfile.mkdtemp(prefix="cyclecare-fuzz-"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from datetime import date
 
 import aiohttp
@@ -20,6 +21,7 @@ from tests.support.kafka import eventually
 
 CLOCK = {"CYCLECARE_CLOCK_START": "2026-03-12T22:00:00+00:00"}  # two days after the treatment, in daytime
 PHONE = "+19165550123"
+SHUTDOWN_BUDGET = 60  # terminationGracePeriodSeconds of deploy/k8s/base/worker-pod.yaml
 PATIENT = {"type": "patient.enrolled", "patient_id": "p-x", "clinic_id": "rocklin", "first_name": "Ana",
            "phone": "+19165550177", "timezone": "America/Los_Angeles", "sms_consent": True}
 
@@ -109,6 +111,8 @@ async def test_poison_on_every_input_topic_is_dead_lettered_and_the_next_patient
     for worker in workers.values():
         assert alive(worker)
         assert "Traceback" not in worker.output()
+        worker.stop(timeout=SHUTDOWN_BUDGET)  # SIGTERM, then SIGKILL past the budget
+        assert worker._process.returncode != -signal.SIGKILL, f"{worker.service} ignored SIGTERM"  # noqa: SLF001
 
 
 def enrolment() -> PatientEnrolled:
