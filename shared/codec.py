@@ -17,8 +17,7 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from shared.events import ANY_EVENT, Event, utcnow
 from shared.limits import (

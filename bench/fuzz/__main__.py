@@ -313,13 +313,13 @@ async def run(count: int, seed: int, kafka_wait: float) -> dict:
             started = time.perf_counter()
             sent, owed, must = await fuzz_kafka(broker.bootstrap_servers, topics, count, seed)
 
-            def outstanding() -> tuple[set, dict]:
+            def outstanding() -> set:
                 letters = {(r["service"], r["topic"], r["partition"], r["offset"]) for r in watcher.raw(topics.dlq)}
-                return owed - letters, {}
+                return owed - letters
 
             deadline = time.monotonic() + kafka_wait
             while True:
-                missing_letters, _ = outstanding()
+                missing_letters = outstanding()
                 now = await consumed(workers)
                 short = {k: n - (now[k] - baseline[k]) for k, n in must.items() if now[k] - baseline[k] < n}
                 if (not missing_letters and not short) or time.monotonic() > deadline:

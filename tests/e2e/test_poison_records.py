@@ -110,7 +110,7 @@ async def test_poison_on_every_input_topic_is_dead_lettered_and_the_next_patient
     assert failures == [] and probes > 0
     for worker in workers.values():
         assert alive(worker)
-        assert "Traceback" not in worker.output()
+        assert "Traceback" not in worker.output() and PHONE not in worker.output()
         worker.stop(timeout=SHUTDOWN_BUDGET)  # SIGTERM, then SIGKILL past the budget
         assert worker._process.returncode != -signal.SIGKILL, f"{worker.service} ignored SIGTERM"  # noqa: SLF001
 
