@@ -227,6 +227,7 @@ async def consumed(workers: dict[str, WorkerProcess]) -> Counter[tuple[str, str]
 
 async def probe_health(workers: dict[str, WorkerProcess], stop: asyncio.Event) -> dict:
     latencies: list[float] = []
+    slowest: dict[str, float] = dict.fromkeys(workers, 0.0)
     failures: Counter[str] = Counter()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
         while not stop.is_set():
@@ -240,12 +241,14 @@ async def probe_health(workers: dict[str, WorkerProcess], stop: asyncio.Event) -
                 except (aiohttp.ClientError, asyncio.TimeoutError):
                     failures[name] += 1
                 latencies.append(time.perf_counter() - started)
+                slowest[name] = max(slowest[name], latencies[-1])
             await asyncio.sleep(0.1)
     latencies.sort()
     return {"probes": len(latencies), "failed": sum(failures.values()),
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1) if latencies else None,
             "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
-            "over_100ms": sum(1 for t in latencies if t > 0.1)}
+            "over_100ms": sum(1 for t in latencies if t > 0.1),
+            "max_ms_by_worker": {name: round(t * 1000, 1) for name, t in slowest.items()}}
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -339,7 +342,8 @@ async def run(count: int, seed: int, kafka_wait: float) -> dict:
             report["workers_alive"] = all(w._process.poll() is None for w in workers.values())  # noqa: SLF001
             print(f"\n4. /healthz: {report['healthz']['probes']} probes, {report['healthz']['failed']} failed, "
                   f"p99 {report['healthz']['p99_ms']} ms, max {report['healthz']['max_ms']} ms, "
-                  f"{report['healthz']['over_100ms']} over 100 ms; every worker alive: {report['workers_alive']}")
+                  f"{report['healthz']['over_100ms']} over 100 ms (slowest by worker: {report['healthz']['max_ms_by_worker']}); "
+                  f"every worker alive: {report['workers_alive']}")
             tracebacks = sum(w.output().count("Traceback") for w in workers.values())
             report["worker_tracebacks"] = tracebacks
         finally:
