@@ -16,6 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
+from shared.limits import (
+    MAX_EMAIL, MAX_ID, MAX_LIST_ITEMS, MAX_NAME, MAX_PHONE, MAX_SMS_BODY, MAX_TEXT, MAX_TIMEZONE, MAX_TYPE,
+)
+
 SCHEMA_VERSION = 1
 
 
@@ -51,14 +55,21 @@ def _e164(value: str) -> str:
 def _iana(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name the file system refuses
         raise ValueError(f"unknown IANA timezone {value!r}") from None
     return value
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-E164 = Annotated[str, AfterValidator(_e164)]
-TimeZoneName = Annotated[str, AfterValidator(_iana)]
+# The length limits (shared.limits) are checked before the validators run, so no validator
+# ever sees an unbounded string.
+E164 = Annotated[str, Field(max_length=MAX_PHONE), AfterValidator(_e164)]
+TimeZoneName = Annotated[str, Field(max_length=MAX_TIMEZONE), AfterValidator(_iana)]
+Id = Annotated[str, Field(max_length=MAX_ID)]
+RequiredId = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+Code = Annotated[str, Field(max_length=MAX_TYPE)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+SmsBody = Annotated[str, Field(max_length=MAX_SMS_BODY)]
 Language = Literal["en", "es"]
 Severity = Literal["urgent", "high", "routine", "review"]
 Channel = Literal["sms", "email"]
@@ -69,9 +80,9 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    type: str
+    type: Code
     version: int = SCHEMA_VERSION
-    event_id: str = Field(default_factory=new_event_id, min_length=1)
+    event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=MAX_ID)
     occurred_at: AwareDatetime = Field(default_factory=utcnow)
 
 
@@ -79,11 +90,11 @@ class Event(BaseModel):
 
 
 class PatientSnapshot(Event):
-    patient_id: str = Field(min_length=1)
-    clinic_id: str = Field(min_length=1)
-    first_name: str = Field(min_length=1)
+    patient_id: RequiredId
+    clinic_id: RequiredId
+    first_name: str = Field(min_length=1, max_length=MAX_NAME)
     phone: E164
-    email: str | None = None
+    email: str | None = Field(default=None, max_length=MAX_EMAIL)
     timezone: TimeZoneName
     language: Language = "en"
     sms_consent: bool
@@ -101,9 +112,9 @@ class PatientUpdated(PatientSnapshot):
 
 class PatientDischarged(Event):
     type: Literal["patient.discharged"] = "patient.discharged"
-    patient_id: str = Field(min_length=1)
-    clinic_id: str = Field(min_length=1)
-    reason: str | None = None
+    patient_id: RequiredId
+    clinic_id: RequiredId
+    reason: Text | None = None
 
 
 # --- cyclecare.treatments -----------------------------------------------------------
@@ -111,11 +122,11 @@ class PatientDischarged(Event):
 
 class TreatmentRecorded(Event):
     type: Literal["treatment.recorded"] = "treatment.recorded"
-    treatment_id: str = Field(min_length=1)
-    patient_id: str = Field(min_length=1)
-    clinic_id: str = Field(min_length=1)
+    treatment_id: RequiredId
+    patient_id: RequiredId
+    clinic_id: RequiredId
     administered_on: date
-    units: float | None = Field(default=None, ge=0)
+    units: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     interval_weeks: int = Field(default=12, ge=1, le=52)
 
 
@@ -127,9 +138,9 @@ CheckinKind = Literal["side_effects", "headache_frequency"]
 class DueEvent(Event):
     """Emitted by the scheduler when a durable timer fires."""
 
-    patient_id: str
-    clinic_id: str
-    treatment_id: str
+    patient_id: Id
+    clinic_id: Id
+    treatment_id: Id
     cycle: int = Field(ge=1)
     due_at: AwareDatetime
     day: int
@@ -143,12 +154,12 @@ class ReminderDue(DueEvent):
 class CheckinDue(DueEvent):
     type: Literal["checkin.due"] = "checkin.due"
     kind: CheckinKind
-    checkin_id: str
+    checkin_id: Id
 
 
 class CheckinExpired(DueEvent):
     type: Literal["checkin.expired"] = "checkin.expired"
-    checkin_id: str
+    checkin_id: Id
 
 
 class CycleOverdue(DueEvent):
@@ -159,9 +170,9 @@ class TimerSkipped(DueEvent):
     """A moment the scheduler decided not to fire (stale after backdating, no consent)."""
 
     type: Literal["timer.skipped"] = "timer.skipped"
-    skipped_type: str
-    kind: str | None = None
-    reason: str
+    skipped_type: Code
+    kind: Code | None = None
+    reason: Text
 
 
 # --- cyclecare.consent --------------------------------------------------------------
@@ -169,11 +180,11 @@ class TimerSkipped(DueEvent):
 
 class ConsentChanged(Event):
     type: Literal["consent.changed"] = "consent.changed"
-    patient_id: str
-    clinic_id: str
+    patient_id: Id
+    clinic_id: Id
     channel: Channel | Literal["all"] = "sms"
     granted: bool
-    source: str  # "sms_keyword", "provider_21610", "ehr", ...
+    source: Code  # "sms_keyword", "provider_21610", "ehr", ...
 
 
 # --- cyclecare.checkins -------------------------------------------------------------
@@ -181,14 +192,14 @@ class ConsentChanged(Event):
 
 class CheckinCompleted(Event):
     type: Literal["checkin.completed"] = "checkin.completed"
-    patient_id: str
-    clinic_id: str
-    checkin_id: str
+    patient_id: Id
+    clinic_id: Id
+    checkin_id: Id
     kind: CheckinKind
-    treatment_id: str | None = None
+    treatment_id: Id | None = None
     cycle: int | None = None
     answers: dict[str, Any]
-    raw_replies: list[str] = Field(default_factory=list)
+    raw_replies: list[SmsBody] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
 
 
 # --- cyclecare.alerts ---------------------------------------------------------------
@@ -196,12 +207,12 @@ class CheckinCompleted(Event):
 
 class ClinicianAlert(Event):
     type: Literal["clinician.alert"] = "clinician.alert"
-    alert_id: str
-    patient_id: str
-    clinic_id: str
+    alert_id: Id
+    patient_id: Id
+    clinic_id: Id
     severity: Severity
-    reasons: list[str] = Field(min_length=1)
-    summary: str
+    reasons: list[Code] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
+    summary: Text
     raised_at: AwareDatetime
     evidence: dict[str, Any] = Field(default_factory=dict)
 
@@ -210,12 +221,12 @@ class ClinicianAlert(Event):
 
 
 class Delivery(Event):
-    message_key: str  # the idempotency key of the cause
-    patient_id: str | None = None
-    clinic_id: str | None = None
+    message_key: Id  # the idempotency key of the cause
+    patient_id: Id | None = None
+    clinic_id: Id | None = None
     channel: Channel
-    kind: str
-    provider_id: str | None = None
+    kind: Code
+    provider_id: Id | None = None
 
 
 class MessageSent(Delivery):
@@ -228,13 +239,13 @@ class MessageDelivered(Delivery):
 
 class MessageFailed(Delivery):
     type: Literal["message.failed"] = "message.failed"
-    error: str
-    error_code: str | None = None
+    error: Text
+    error_code: Code | None = None
 
 
 class MessageSuppressed(Delivery):
     type: Literal["message.suppressed"] = "message.suppressed"
-    reason: str
+    reason: Text
 
 
 # --- internal: outbound messages the survey asks the notifier to send ---------------
@@ -244,11 +255,11 @@ class OutboundRequested(Event):
     """A message another service asks the notifier to deliver (questions, safety replies)."""
 
     type: Literal["outbound.requested"] = "outbound.requested"
-    message_key: str
-    patient_id: str | None
-    clinic_id: str
+    message_key: Id
+    patient_id: Id | None
+    clinic_id: Id
     to_phone: E164 | None = None
-    kind: str
+    kind: Code
     language: Language = "en"
     urgent: bool = False
     context: dict[str, Any] = Field(default_factory=dict)
@@ -258,10 +269,10 @@ class InboundSms(Event):
     """A patient's SMS as the webhook received it, before any interpretation."""
 
     type: Literal["sms.received"] = "sms.received"
-    message_sid: str
-    from_phone: str
-    to_phone: str
-    body: str
+    message_sid: Id
+    from_phone: Annotated[str, Field(max_length=MAX_PHONE)]
+    to_phone: Annotated[str, Field(max_length=MAX_PHONE)]
+    body: SmsBody
     received_at: AwareDatetime
 
 
@@ -269,10 +280,10 @@ class ReplyReceived(Event):
     """Survey-internal: an inbound SMS matched to a patient (keyed by patient)."""
 
     type: Literal["survey.reply"] = "survey.reply"
-    patient_id: str
-    clinic_id: str
-    message_sid: str
-    body: str
+    patient_id: Id
+    clinic_id: Id
+    message_sid: Id
+    body: SmsBody
     received_at: AwareDatetime
 
 
@@ -289,8 +300,8 @@ class DigestItemAdded(Event):
     """Notifier-internal: one line for a clinic's daily digest (keyed by clinic)."""
 
     type: Literal["notifier.digest_item"] = "notifier.digest_item"
-    clinic_id: str
-    item_key: str  # the same cause gives the same key, so a line is listed once
+    clinic_id: Id
+    item_key: Id  # the same cause gives the same key, so a line is listed once
     item: dict[str, Any]
 
 
@@ -298,7 +309,7 @@ class DigestDue(Event):
     """Notifier-internal command: send a clinic's digest for its local ``day`` (keyed by clinic)."""
 
     type: Literal["notifier.digest_due"] = "notifier.digest_due"
-    clinic_id: str
+    clinic_id: Id
     day: date
 
 
@@ -306,7 +317,7 @@ class TimerFire(Event):
     """Scheduler-internal command: fire the due timers of one patient (keyed by patient)."""
 
     type: Literal["scheduler.fire"] = "scheduler.fire"
-    patient_id: str
+    patient_id: Id
     at: AwareDatetime
 
 

@@ -2,6 +2,11 @@
 
 Message bodies are never passed to a logger by our code; as a second line of defence
 every record is scrubbed of anything shaped like a phone number or an email address.
+
+The scrubbing runs on every log line, whatever text an exception dragged in, so it must be
+linear in the length of that text: each pattern can start only where its first character
+class begins (a look-behind refuses a start inside a run that an earlier start already
+scanned), and a line is cut to ``MAX_LOG_CHARS`` first.
 """
 
 from __future__ import annotations
@@ -18,10 +23,15 @@ _PHONE = re.compile(
     r"|\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b"
     r"|\b\d{9,}\b"
 )
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+# The local part may start only where a run of local-part characters starts: without the
+# look-behind a run of n word characters with no "@" costs n + (n-1) + ... steps.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.-]+")
+MAX_LOG_CHARS = 8000
 
 
 def redact(text: str) -> str:
+    if len(text) > MAX_LOG_CHARS:
+        text = f"{text[:MAX_LOG_CHARS]}… [{len(text) - MAX_LOG_CHARS} more characters]"
     return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
 
 
@@ -47,13 +57,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class RedactingTextFormatter(logging.Formatter):
+    """The readable format, with tracebacks scrubbed like the messages."""
+
+    def formatException(self, ei) -> str:  # noqa: ANN001, N802
+        return redact(super().formatException(ei))
+
+
 def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RedactingFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingTextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

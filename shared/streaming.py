@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
 from shared.broker import ensure_topics
-from shared.codec import DecodeError, dead_letter, decode, encode
+from shared.codec import DecodeError, capped, dead_letter, dead_letter_key, decode_record, encode
 from shared.config import Settings
 from shared.events import Event
 from shared.failures import RetryHooks, Stall, Stalls, describe, dlq_reason, until_handled
@@ -118,7 +118,7 @@ class Runtime:
         metrics.FAILED.labels(self.service, message.topic).inc()
         metrics.DLQ_RECORDS.labels(dlq_reason(error)).inc()
         log.warning(
-            "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
+            "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, capped(error, 500)
         )
         value = dead_letter(
             record.value,
@@ -128,19 +128,27 @@ class Runtime:
             error=error,
             service=self.service,
         )
-        await self.topic(self.topics.dlq).send(key=record.key, value=value)
+        await self.topic(self.topics.dlq).send(key=dead_letter_key(record.key), value=value)
+
+    async def unpack(self, record: Any) -> tuple[str, Event] | None:
+        """The key and event of a consumed record, or ``None`` once it is dead-lettered:
+        everything before the handler (size, key, JSON, depth, validation) fails here with
+        its reason, never inside the agent."""
+        try:
+            return decode_record(record.key, record.value)
+        except DecodeError as exc:
+            await self.until_handled(record, lambda: self.dead_letter(record, str(exc)))
+            return None
 
     async def handle(self, record: Any, handler: Callable[[str, Event], Awaitable[None]], name: str) -> None:
         """Decode one record and run ``handler`` on it. A record that is not an event is
         dead-lettered; a handler failure is classified (see :meth:`until_handled`)."""
         message = record.message
         metrics.CONSUMED.labels(self.service, message.topic).inc()
-        try:
-            event = decode(record.value)
-        except DecodeError as exc:
-            await self.dead_letter(record, str(exc))
+        unpacked = await self.unpack(record)
+        if unpacked is None:
             return
-        key = record.key.decode() if isinstance(record.key, bytes) else ""
+        key, event = unpacked
         poison = await self.until_handled(record, lambda: handler(key, event))
         if poison is not None:
             log.warning("%s: %s %s is poison: %s", name, event.type, event.event_id, type(poison).__name__)

@@ -25,6 +25,7 @@ from shared.events import (
     ReplyReceived,
     deterministic_id,
 )
+from shared.limits import SMS_PARSE_CHARS
 from shared.streaming import Runtime
 from services.survey import domain
 from services.survey.adapters.webhook import add_sms_webhook
@@ -77,7 +78,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         if isinstance(event, ReplyReceived):
             file = load(event.patient_id)
             question = file.open.question if file.open else None
-            reply = parse_reply(event.body, question)
+            reply = parse_reply(event.body[:SMS_PARSE_CHARS], question)  # the whole body stays in the evidence
             # the inbound agent already escalated the red flags the text itself names
             clinic = clinics.get(event.clinic_id)
             rules = clinic.rules if clinic else domain.DEFAULT_RULES
@@ -119,7 +120,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     async def escalate_at_once(entry: dict, event: InboundSms) -> None:
         """Red-flag words need no conversation state: the safety reply and the urgent
         alert leave from here, one hop (and one consumer poll) sooner."""
-        red_flags = detect_red_flags(event.body)
+        red_flags = detect_red_flags(event.body[:SMS_PARSE_CHARS])
         if not red_flags:
             return
         file = domain.PatientFile(patient_id=entry["patient_id"], clinic_id=entry["clinic_id"], language=entry.get("language", "en"))

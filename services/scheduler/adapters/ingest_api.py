@@ -1,17 +1,23 @@
-"""``POST /v1/patients`` and ``POST /v1/treatments``: the ingest API for EHR integrations."""
+"""``POST /v1/patients`` and ``POST /v1/treatments``: the ingest API for EHR integrations.
+
+Every refusal is a 4xx with the reason (README, "Limits"): 401 before the body is read,
+413 for a body over the limit, 422 for a body that is not a JSON object within the depth
+and integer limits or that breaks the contract.
+"""
 
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Annotated, Union
 
 from aiohttp import web
 from pydantic import Field, TypeAdapter, ValidationError
 
 from shared.clinics import Directory
-from shared.codec import validation_reasons
+from shared.codec import DecodeError, check_type, loads_bounded, validation_reasons
 from shared.events import PatientDischarged, PatientEnrolled, PatientUpdated, TreatmentRecorded
+from shared.http_input import Refused, read_body
+from shared.limits import MAX_HTTP_BODY_BYTES
 from shared.streaming import Runtime
 
 PatientEvent = TypeAdapter(
@@ -28,9 +34,19 @@ def _problem(status: int, reason: str, details: list | None = None) -> web.Respo
 
 
 def _plain_fields(reasons: list[dict], event_type: object) -> list[dict]:
-    """``patient.enrolled.phone`` -> ``phone``: the union's tag is no field of the body."""
+    """``patient.enrolled.phone`` -> ``phone``: the union's tag is no field of the body; an
+    error about the whole body is one about its ``type`` (the tag that chose no event)."""
     prefix = f"{event_type}."
-    return [r | {"field": r["field"].removeprefix(prefix)} for r in reasons]
+    return [r | {"field": r["field"].removeprefix(prefix) or "type"} for r in reasons]
+
+
+async def read_json(request: web.Request) -> object:
+    """The JSON body within the limits, or :class:`Refused` (413 too long, 422 not JSON)."""
+    raw = await read_body(request, MAX_HTTP_BODY_BYTES)
+    try:
+        return loads_bounded(raw, what="body", limit=MAX_HTTP_BODY_BYTES)
+    except DecodeError as exc:
+        raise Refused(422, f"body is not JSON: {exc}") from None
 
 
 def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
@@ -43,12 +59,16 @@ def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return _problem(401, "missing or wrong bearer token")
         try:
-            body = json.loads(await request.read())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _problem(422, f"body is not JSON: {exc}")
+            body = await read_json(request)
+        except Refused as exc:
+            return _problem(exc.status, exc.reason)
         if not isinstance(body, dict):
             return _problem(422, "body must be a JSON object")
         body.setdefault("type", default_type)
+        try:
+            check_type(body["type"])
+        except DecodeError as exc:
+            return _problem(422, "invalid event", [{"field": "type", "error": str(exc).removeprefix("type: ")}])
         try:
             event = adapter.validate_python(body)
         except ValidationError as exc:

@@ -3,6 +3,9 @@
 Checks the signature against the public URL Twilio called, publishes the raw message to
 the internal inbound topic, and only then answers with empty TwiML. Interpretation
 happens downstream, so the answer is fast and nothing is lost if this process dies.
+A signed form whose fields break the limits (a MessageSid longer than an id, a body past
+``MAX_SMS_BODY``) gets 422 from the signature wrapper and is not published, so nothing
+unbounded reaches the survey's tables.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import phonenumbers
 from aiohttp import web
 
 from shared.events import InboundSms
+from shared.limits import MAX_PHONE
 from shared.streaming import Runtime
 from shared.twilio_signature import twilio_webhook
 
@@ -21,6 +25,8 @@ REQUIRED = ("MessageSid", "From", "To", "AccountSid")
 
 
 def normalise_phone(raw: str) -> str | None:
+    if len(raw) > MAX_PHONE:
+        return None
     try:
         parsed = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:
