@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -13,12 +14,11 @@ from pathlib import Path
 
 import click
 
+from services.envhelp import environment_epilog
 from shared.config import load_settings
+from shared.endpoints import RUN_PORT_OFFSET as PORT_OFFSET
+from shared.endpoints import SERVICES, run_urls
 from shared.streaming import create_topics
-
-SERVICES = ("scheduler", "notifier", "survey")
-# `cyclecare run` gives each worker its own port: survey (webhooks) gets CYCLECARE_HTTP_PORT.
-PORT_OFFSET = {"survey": 0, "notifier": 1, "scheduler": 2}
 
 
 @click.group()
@@ -26,7 +26,7 @@ def main() -> None:
     """cyclecare: reminders, side-effect check-ins and clinician alerts for treatment cycles."""
 
 
-@main.command()
+@main.command(epilog=environment_epilog("worker"))
 @click.argument("service", type=click.Choice(SERVICES))
 def worker(service: str) -> None:
     """Run one service (as a container does)."""
@@ -36,12 +36,14 @@ def worker(service: str) -> None:
     build_service(service, settings).run_worker()
 
 
-@main.command()
+@main.command(epilog=environment_epilog("run"))
 @click.option("--demo", is_flag=True, help="Enroll a sample clinic and replay patients' replies on a simulated clock.")
 @click.option("--speed", default=20000.0, show_default=True, help="How much faster than real time the demo clock runs.")
 @click.option("--exit-after", type=float, default=None, help="Stop after this many seconds (default: run until Ctrl-C).")
 def run(demo: bool, speed: float, exit_after: float | None) -> None:
     """Run the whole pipeline on this machine (embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set)."""
+    from services import local_run
+
     settings = load_settings()
     env = dict(os.environ)
     broker = None
@@ -52,18 +54,23 @@ def run(demo: bool, speed: float, exit_after: float | None) -> None:
         env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
         asyncio.run(create_topics(load_settings(env)))
         env.setdefault("CYCLECARE_REBALANCE_TIMEOUT", "2")
-        click.echo(f"embedded Kafka-protocol broker on {broker.bootstrap_servers}")
+        port_file = local_run.write_broker_file(settings.data_dir, broker.bootstrap_servers)
+        click.echo(f"embedded Kafka-protocol broker on {broker.bootstrap_servers} (named in {port_file} "
+                   "for `cyclecare import`)")
     env.setdefault("CYCLECARE_HTTP_HOST", "127.0.0.1")
     base_port = settings.http_port
-    env.setdefault("CYCLECARE_PUBLIC_URL", f"http://127.0.0.1:{base_port}")
+    urls = run_urls(base_port)
+    env.setdefault("CYCLECARE_SERVICE_URLS", json.dumps(urls))
     if demo:
         env["CYCLECARE_CLOCK_START"] = env.get("CYCLECARE_CLOCK_START") or "2026-03-02T15:00:00+00:00"
         env["CYCLECARE_CLOCK_SPEED"] = str(speed)
         env["CYCLECARE_CLOCK_ANCHOR"] = str(time.time())
         env.setdefault("TWILIO_AUTH_TOKEN", secrets.token_hex(16))  # signs the demo's replies
         env.setdefault("CYCLECARE_TICK_SECONDS", "0.5")
-    workers = {name: _spawn(name, env, base_port + PORT_OFFSET[name]) for name in SERVICES}
-    click.echo("workers: " + ", ".join(f"{n} http://127.0.0.1:{base_port + PORT_OFFSET[n]}" for n in SERVICES))
+    workers = {name: _spawn(name, env, base_port + PORT_OFFSET[name], quiet=demo) for name in SERVICES}
+    survey = load_settings(env | {"CYCLECARE_HTTP_PORT": str(base_port)})
+    click.echo("workers:\n" + "\n".join(local_run.startup_lines(
+        urls, survey.public_url, bool(survey.api_token), bool(survey.twilio_auth_token))))
     try:
         if demo:
             from services.demo import run_demo
@@ -77,10 +84,13 @@ def run(demo: bool, speed: float, exit_after: float | None) -> None:
         _stop(workers)
         if broker:
             broker.stop()
+            local_run.remove_broker_file(settings.data_dir, broker.bootstrap_servers)
 
 
-def _spawn(name: str, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def _spawn(name: str, env: dict[str, str], port: int, quiet: bool = False) -> subprocess.Popen[bytes]:
     worker_env = env | {"CYCLECARE_HTTP_PORT": str(port), "CYCLECARE_DATA_DIR": env.get("CYCLECARE_DATA_DIR", "var")}
+    if quiet:  # the demo's console is for clinic staff: messages and alerts, not the workers' start-up log
+        worker_env.setdefault("CYCLECARE_LOG_LEVEL", "WARNING")
     return subprocess.Popen([sys.executable, "-m", "services.cli", "worker", name], env=worker_env)
 
 
@@ -124,12 +134,17 @@ def templates_check(max_segments: int) -> None:
 
 
 
-@main.command("import")
+@main.command("import", epilog=environment_epilog("import"))
 @click.argument("kind", type=click.Choice(("patients", "treatments")))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Validate and report the rows; publish nothing.")
-def import_file(kind: str, file: Path, dry_run: bool) -> None:
-    """Load a clinic's CSV export (columns: see README) with a per-row error report."""
+@click.option("--encoding", default=None, help="The file's encoding (default: UTF-8, with or without BOM, else Windows-1252/Latin-1).")
+def import_file(kind: str, file: Path, dry_run: bool, encoding: str | None) -> None:
+    """Load a clinic's CSV export (columns: see README) with a per-row error report.
+
+    Without KAFKA_BOOTSTRAP_SERVERS it publishes to the embedded broker of a `cyclecare run`
+    started in this directory (found through CYCLECARE_DATA_DIR/embedded-broker)."""
+    from services.local_run import running_broker
     from services.scheduler.importer import run_import
     from shared.clinics import ClinicsFileError, load_clinics
 
@@ -138,7 +153,59 @@ def import_file(kind: str, file: Path, dry_run: bool) -> None:
         clinics = load_clinics(settings.clinics_file)
     except ClinicsFileError as exc:
         raise SystemExit(f"cyclecare: CYCLECARE_CLINICS: {exc}") from None
-    raise SystemExit(run_import(kind, file, settings, clinics, dry_run=dry_run))
+    bootstrap = settings.kafka_bootstrap_servers or (None if dry_run else running_broker(settings.data_dir))
+    raise SystemExit(run_import(kind, file, settings, clinics, dry_run=dry_run, bootstrap=bootstrap, encoding=encoding))
+
+
+@main.command("example-data")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("var/examples"))
+def example_data(directory: Path) -> None:
+    """Write patients.csv, treatments.csv and treatments-with-errors.csv dated relative to today."""
+    from datetime import date
+
+    from services.example_data import write_examples
+
+    for path in write_examples(directory, date.today()):
+        click.echo(f"wrote {path}")
+
+
+@main.group()
+def twilio() -> None:
+    """Try the Twilio webhooks by hand."""
+
+
+@twilio.command("sign", epilog=environment_epilog("twilio sign"))
+@click.argument("url")
+@click.argument("params", nargs=-1)
+@click.option("--send", is_flag=True, help="POST the signed request and print the answer instead of a curl command.")
+def twilio_sign(url: str, params: tuple[str, ...], send: bool) -> None:
+    """Sign a webhook request as Twilio does: URL is the full public URL
+    (CYCLECARE_PUBLIC_URL + /twilio/sms), PARAMS the form fields as key=value."""
+    from services import twilio_tools
+
+    token = load_settings().twilio_auth_token
+    if not token:
+        raise SystemExit("cyclecare twilio sign: TWILIO_AUTH_TOKEN is not set (use the token the worker checks with)")
+    try:
+        request = twilio_tools.sign(url, twilio_tools.parse_pairs(params), token)
+    except twilio_tools.BadParameter as exc:
+        raise SystemExit(f"cyclecare twilio sign: {exc}") from None
+    if not send:
+        click.echo(request.curl())
+        return
+    status, body = twilio_tools.send(request)
+    click.echo(f"HTTP {status} {body}")
+    raise SystemExit(0 if status < 400 else 1)
+
+
+@main.command()
+@click.option("--write", "mode", flag_value="write", help="Write docs/contract.md.")
+@click.option("--check", "mode", flag_value="check", default=True, help="Exit 1 when docs/contract.md is stale (default).")
+def contract(mode: str) -> None:
+    """Generate docs/contract.md from the event models and the settings."""
+    from services import contract_doc
+
+    raise SystemExit(contract_doc.main(["--" + mode]))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from shared import metrics
 from shared.broker import ensure_topics
 from shared.codec import DecodeError, dead_letter, decode, encode
 from shared.config import Settings
+from shared.endpoints import not_found_middleware, parse_urls
 from shared.events import Event
 from shared.logs import configure_logging
 from shared.topics import Topics
@@ -206,11 +207,12 @@ class _HttpServer(Service):
         super().__init__()
 
     async def on_start(self) -> None:
-        web_app = web.Application()
+        settings = self.runtime.settings
+        hint = not_found_middleware(self.runtime.service, parse_urls(settings.service_urls))  # a wrong path names the right service
+        web_app = web.Application(middlewares=[hint])
         web_app.add_routes(self.runtime.routes)
         self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
-        settings = self.runtime.settings
         site = web.TCPSite(self._runner, settings.http_host, settings.http_port)
         await site.start()
         log.info("%s: HTTP on %s:%s", self.runtime.service, settings.http_host, settings.http_port)
