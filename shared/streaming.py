@@ -26,9 +26,14 @@ from shared.logs import configure_logging
 from shared.topics import Topics
 
 log = logging.getLogger(__name__)
+# mode names a service's logger after the module that subclasses it, which would file
+# Faust's own "[^--Consumer]: Starting..." lines under cyclecare; keep them Faust's (WARNING+).
+_FAUST_LOG = logging.getLogger("faust.cyclecare")
 
 
 class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    logger = _FAUST_LOG
+
     def _create_worker_consumer(self, transport):  # noqa: ANN001, ANN202
         consumer = super()._create_worker_consumer(transport)
         # faust-streaming fixes the fetch wait at 1500 ms. A broker that holds a fetch for
@@ -39,6 +44,8 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
 
 class _Consumer(aiokafka_driver.Consumer):
+    logger = _FAUST_LOG
+
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -48,6 +55,8 @@ class _Transport(aiokafka_driver.Transport):
 
 
 class _App(faust.App):
+    logger = _FAUST_LOG
+
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)
 
@@ -201,6 +210,8 @@ class Runtime:
 
 
 class _HttpServer(Service):
+    logger = _FAUST_LOG
+
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._runner: web.AppRunner | None = None

@@ -89,3 +89,16 @@ def test_every_command_that_reads_the_environment_lists_its_variables_in_help():
 
 def test_every_setting_is_described_for_help_and_the_contract_document():
     assert undescribed() == [], "add these variables to shared/data/settings.yaml"
+
+
+def test_a_skipped_line_names_the_patient_and_why_and_nothing_else():
+    from datetime import datetime, timezone
+
+    from services.scheduler.app import skipped_line
+    from shared.events import TimerSkipped
+
+    event = TimerSkipped(patient_id="p-1001", clinic_id="rocklin", treatment_id="t-1", cycle=1, day=2,
+                         due_at=datetime(2026, 3, 4, 18, tzinfo=timezone.utc), skipped_type="checkin.due",
+                         kind="side_effects", reason="stale")
+    assert skipped_line(event) == ("skipped checkin.due (side_effects) day 2 of cycle 1 for patient p-1001: "
+                                   "more than 24 h past when the treatment was recorded")
