@@ -4,8 +4,9 @@ Every fenced ``sh`` block of README.md runs verbatim, in order, with ``bash -e``
 of the working tree (the tracked and new files; the existing ``.venv`` is linked, so
 ``./dev`` finds it installed). An HTML comment just above a block may say
 ``<!-- docs-test: {...} -->`` with ``skip`` (the reason), ``background`` (keep it running
-until the end, as in a second terminal), ``exit`` (the expected exit code, default 0) and
-``expect`` (texts its output must show). ``export`` lines of earlier blocks apply to later
+until the end, as in a second terminal), ``exit`` (the expected exit code, default 0),
+``expect`` (texts its output must show) and ``absent`` (texts it must not show); a background
+block's output is checked when the others are done. ``export`` lines of earlier blocks apply to later
 ones, as in one terminal.
 """
 
@@ -38,6 +39,16 @@ class Block:
     background: bool = False
     exit: int = 0
     expect: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+
+    def check(self, output: str, exit_code: int | None) -> None:
+        where = f"README line {self.line}:\n{self.body}\n--- output ---\n{output[-3000:]}"
+        if exit_code is not None:
+            assert exit_code == self.exit, where
+        for text in self.expect:
+            assert text in output, f"{text!r} not shown\n{where}"
+        for text in self.absent:
+            assert text not in output, f"{text!r} shown\n{where}"
 
     @property
     def exports(self) -> list[str]:
@@ -108,14 +119,12 @@ def test_the_readme_commands_work_as_written_from_a_fresh_copy(tmp_path):
                 continue
             result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=copy, env=env,
                                     capture_output=True, text=True, timeout=240)
-            output = result.stdout + result.stderr
-            where = f"README line {block.line}:\n{block.body}\n--- output ---\n{output[-3000:]}"
             for process_block, process, log in background:
                 assert process.poll() is None, f"the background block at README line {process_block.line} " \
                                                f"exited:\n{log.read_text()[-3000:]}"
-            assert result.returncode == block.exit, where
-            for text in block.expect:
-                assert text in output, f"{text!r} not shown\n{where}"
+            block.check(result.stdout + result.stderr, result.returncode)
+        for process_block, _, log in background:
+            process_block.check(log.read_text(errors="replace"), None)
     finally:
         for _, process, _ in background:
             stop(process)

@@ -102,3 +102,17 @@ def test_a_skipped_line_names_the_patient_and_why_and_nothing_else():
                          kind="side_effects", reason="stale")
     assert skipped_line(event) == ("skipped checkin.due (side_effects) day 2 of cycle 1 for patient p-1001: "
                                    "more than 24 h past when the treatment was recorded")
+
+
+def test_the_demo_names_each_day_of_the_cycle_once_as_the_clock_passes_it():
+    from datetime import date, datetime, timezone
+
+    from services.demo import passed_milestones
+    from shared.clock import ManualClock
+
+    shown: set[int] = set()
+    clock = ManualClock(datetime(2026, 3, 9, 18, tzinfo=timezone.utc))
+    first = passed_milestones(clock, date(2026, 3, 1), shown)
+    assert first == [(2, date(2026, 3, 3)), (7, date(2026, 3, 8))]
+    shown.update(day for day, _ in first)
+    assert passed_milestones(clock, date(2026, 3, 1), shown) == []
