@@ -6,7 +6,7 @@ of the working tree (the tracked and new files; the existing ``.venv`` is linked
 ``<!-- docs-test: {...} -->`` with ``skip`` (the reason), ``background`` (keep it running
 until the end, as in a second terminal), ``exit`` (the expected exit code, default 0),
 ``expect`` (texts its output must show) and ``absent`` (texts it must not show); a background
-block's output is checked when the others are done. ``export`` lines of earlier blocks apply to later
+block's output is checked once it has been stopped. ``export`` lines of earlier blocks apply to later
 ones, as in one terminal.
 """
 
@@ -123,11 +123,11 @@ def test_the_readme_commands_work_as_written_from_a_fresh_copy(tmp_path):
                 assert process.poll() is None, f"the background block at README line {process_block.line} " \
                                                f"exited:\n{log.read_text()[-3000:]}"
             block.check(result.stdout + result.stderr, result.returncode)
-        for process_block, _, log in background:
-            process_block.check(log.read_text(errors="replace"), None)
     finally:
         for _, process, _ in background:
             stop(process)
+    for process_block, _, log in background:  # stopped first: its output is flushed at exit
+        process_block.check(log.read_text(errors="replace"), None)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
