@@ -4,7 +4,7 @@ patients who answer their check-ins through the real, signed webhook."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 
 import aiohttp
 import click
@@ -36,6 +36,15 @@ SCRIPTS = {
     "demo-ben": {"checkin_q1": ["No"], "checkin_q2": ["2s", "2m", "0"], "checkin_q3a": ["12", "ten"], "checkin_q3b": ["4"]},
     "demo-carla": {"checkin_q1": ["no"], "checkin_q2": ["0"], "checkin_q3a": ["veinte", "18"], "checkin_q3b": ["8"]},
     "demo-dan": {"checkin_q1": ["STOP"]},
+}
+
+
+# What the viewer should look for as the simulated clock passes each day of the cycle.
+MILESTONES = {
+    2: "day-2 side-effect check-ins", 7: "day-7 side-effect check-ins", 14: "day-14 side-effect check-ins",
+    28: "headache check-ins (day 28)", 56: "headache check-ins (day 56)", 70: "first booking reminders (day 70)",
+    77: "headache check-ins (day 77)", 81: "second booking reminders (day 81)",
+    84: "12 weeks: the next treatment is due", 98: "no new treatment recorded: overdue alerts to the clinic (day 98)",
 }
 
 
@@ -77,10 +86,16 @@ async def run_demo(env: dict[str, str], ports: dict[str, int], exit_after: float
         )
         await producer.send_and_wait(topics.treatments, encode(treatment), key=patient.patient_id.encode())
     await producer.stop()
-    await _converse(settings, topics, started, exit_after)
+    await _converse(settings, topics, started, exit_after, treated_on=today - timedelta(days=2))
 
 
-async def _converse(settings, topics: Topics, started: float, exit_after: float | None) -> None:  # noqa: ANN001
+def passed_milestones(clock, treated_on: date, shown: set[int]) -> list[tuple[int, date]]:  # noqa: ANN001
+    """The milestone days the simulated clock has reached and that were not shown yet."""
+    day = (clock.now().date() - treated_on).days
+    return [(m, treated_on + timedelta(days=m)) for m in sorted(MILESTONES) if m <= day and m not in shown]
+
+
+async def _converse(settings, topics: Topics, started: float, exit_after: float | None, treated_on: date) -> None:  # noqa: ANN001
     consumer = AIOKafkaConsumer(
         topics.deliveries, topics.alerts, bootstrap_servers=settings.kafka_bootstrap_servers,
         auto_offset_reset="earliest", enable_auto_commit=False,
@@ -91,9 +106,13 @@ async def _converse(settings, topics: Topics, started: float, exit_after: float 
     answered: dict[str, int] = {}
     first_alert = None
     deadline = started + exit_after if exit_after else None
+    clock, shown = clock_from(settings), set()
     try:
         async with aiohttp.ClientSession() as http:
             while deadline is None or time.monotonic() < deadline:
+                for day, on in passed_milestones(clock, treated_on, shown):
+                    shown.add(day)
+                    say(started, f"simulated day {day} ({on:%a %d %b}): {MILESTONES[day]}")
                 batch = await consumer.getmany(timeout_ms=500)
                 for record in (r for records in batch.values() for r in records):
                     try:
