@@ -40,6 +40,7 @@ class Settings(BaseModel):
     http_port: int = Field(6066, alias="CYCLECARE_HTTP_PORT", ge=0, le=65535)
     log_format: str = Field("text", alias="CYCLECARE_LOG_FORMAT")
     api_token: str | None = Field(None, alias="CYCLECARE_API_TOKEN")
+    database_url: str | None = Field(None, alias="CYCLECARE_DATABASE_URL")  # the portal's; unset: SQLite under data_dir
 
     # --- optional operational settings ----------------------------------------------
     twilio_messaging_service_sid: str | None = Field(None, alias="TWILIO_MESSAGING_SERVICE_SID")

@@ -1,0 +1,105 @@
+"""The portal's projection on SQLite: events in, rows out; redelivery changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.portal.db import make_engine, migrate
+from services.portal.projection import lifecycle, rows_for
+from services.portal.store import Projection, ReadModel
+from shared.events import PatientUpdated
+from tests.support.portal_events import (
+    T0, acked, alert, checkin_asked, enrolled, escalated, headache_checkin, opted_out, resolved, side_effects_checkin,
+    sms_failed, sms_sent, treated,
+)
+
+CLINIC = ["rocklin"]
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'portal.db'}")
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+def test_an_alert_becomes_an_open_inbox_row_and_a_timeline_line() -> None:
+    rows = rows_for(alert())
+    assert rows.alerts[0]["status"] == "open" and rows.alerts[0]["severity_rank"] == 0
+    assert rows.timeline[0]["title"].startswith("URGENT alert") and "swallow" in rows.timeline[0]["detail"]
+
+
+def test_lifecycle_counts_the_first_acknowledgement_whatever_order_actions_arrive_in() -> None:
+    late_ack = acked(by="kim", at=T0 + timedelta(minutes=9))
+    state = lifecycle([resolved(), late_ack, acked(by="lee"), escalated()])
+    assert state["status"] == "resolved" and state["acknowledged_by"] == "lee" and state["outcome"] == "advised_emergency_care"
+    assert '"kim", "ray"' in state["paged"]
+
+
+async def test_projecting_events_fills_the_inbox_the_patient_and_the_timeline(engine: AsyncEngine) -> None:
+    events = [enrolled(), treated(), checkin_asked(), sms_sent(), side_effects_checkin(), alert()]
+    assert await Projection(engine).apply(events) == len(events)
+    model = ReadModel(engine)
+    [open_alert] = await model.inbox(CLINIC)
+    assert (open_alert.patient_name, open_alert.status, open_alert.evidence["reply"]) == ("Ana", "open", "hard to swallow since yesterday")
+    kinds = {line.kind for line in await model.timeline("p1")}
+    assert kinds == {"patient.enrolled", "treatment.recorded", "checkin.due", "message.sent", "checkin.completed", "clinician.alert"}
+    [checkin] = await model.checkins("p1")
+    assert checkin.kind == "side_effects" and checkin.red_flags is False
+
+
+async def test_a_redelivered_batch_changes_nothing(engine: AsyncEngine) -> None:
+    events = [enrolled(), treated(), alert(), acked(), headache_checkin(9, 1)]
+    projection = Projection(engine)
+    await projection.apply(events)
+    before = await ReadModel(engine).counts()
+    assert await projection.apply(events) == 0
+    assert await projection.apply([*events, *events]) == 0
+    assert await ReadModel(engine).counts() == before
+
+
+async def test_an_acknowledgement_that_comes_before_its_alert_still_counts(engine: AsyncEngine) -> None:
+    projection = Projection(engine)
+    await projection.apply([acked()])
+    await projection.apply([enrolled(), alert()])
+    shown = await ReadModel(engine).alert(CLINIC, "a1")
+    assert shown is not None and (shown.status, shown.acknowledged_by) == ("acknowledged", "lee")
+
+
+async def test_a_resolved_alert_leaves_the_inbox_and_a_later_acknowledgement_changes_nothing(engine: AsyncEngine) -> None:
+    projection = Projection(engine)
+    await projection.apply([enrolled(), alert(), acked(by="lee"), resolved(by="lee")])
+    await projection.apply([acked(by="kim", at=T0 + timedelta(hours=2))])
+    model = ReadModel(engine)
+    assert await model.inbox(CLINIC) == []
+    shown = await model.alert(CLINIC, "a1")
+    assert shown is not None and (shown.status, shown.acknowledged_by, shown.note) == ("resolved", "lee", "called, sent to ER")
+
+
+async def test_an_older_patient_snapshot_does_not_overwrite_a_newer_one(engine: AsyncEngine) -> None:
+    newer = PatientUpdated(**enrolled(name="Anabel").model_dump(exclude={"type", "event_id", "occurred_at"}),
+                           occurred_at=T0 + timedelta(days=1))
+    await Projection(engine).apply([newer, enrolled(name="Ana")])
+    patient = await ReadModel(engine).patient(CLINIC, "p1")
+    assert patient is not None and patient.first_name == "Anabel"
+
+
+async def test_an_opt_out_and_a_failed_message_show_on_the_patient(engine: AsyncEngine) -> None:
+    await Projection(engine).apply([enrolled(), sms_failed(), opted_out()])
+    patient = await ReadModel(engine).patient(CLINIC, "p1")
+    assert patient is not None
+    assert (patient.sms_consent, patient.last_delivery_status, patient.last_delivery_reason) == (False, "failed", "number unreachable")
+
+
+async def test_another_clinics_patient_and_alert_are_not_found(engine: AsyncEngine) -> None:
+    await Projection(engine).apply([enrolled(), alert()])
+    model = ReadModel(engine)
+    assert await model.patient(["sevilla"], "p1") is None
+    assert await model.alert(["sevilla"], "a1") is None
+    assert await model.inbox(["sevilla"]) == []
