@@ -16,9 +16,9 @@ import click
 from shared.config import load_settings
 from shared.streaming import create_topics
 
-SERVICES = ("scheduler", "notifier", "survey")
+SERVICES = ("scheduler", "notifier", "survey", "portal")
 # `cyclecare run` gives each worker its own port: survey (webhooks) gets CYCLECARE_HTTP_PORT.
-PORT_OFFSET = {"survey": 0, "notifier": 1, "scheduler": 2}
+PORT_OFFSET = {"survey": 0, "notifier": 1, "scheduler": 2, "portal": 3}
 
 
 @click.group()
@@ -30,6 +30,10 @@ def main() -> None:
 @click.argument("service", type=click.Choice(SERVICES))
 def worker(service: str) -> None:
     """Run one service (as a container does)."""
+    if service == "portal":
+        from services.portal.cli import run_worker
+
+        return run_worker()
     from services.bootstrap import build_service
 
     settings = load_settings()
@@ -139,6 +143,13 @@ def import_file(kind: str, file: Path, dry_run: bool) -> None:
     except ClinicsFileError as exc:
         raise SystemExit(f"cyclecare: CYCLECARE_CLINICS: {exc}") from None
     raise SystemExit(run_import(kind, file, settings, clinics, dry_run=dry_run))
+
+
+from services.portal.cli import audit, portal, users  # noqa: E402  (the portal's commands)
+
+main.add_command(portal)
+main.add_command(users)
+main.add_command(audit)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ class Settings(BaseModel):
     sms_burst: float | None = Field(None, alias="CYCLECARE_SMS_BURST", ge=1)  # default: a tenth of a second's rate
     notifier_in_flight: int = Field(64, alias="CYCLECARE_NOTIFIER_IN_FLIGHT", ge=1, le=10000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CYCLECARE_LOG_LEVEL")
+    portal_url: str = Field("http://localhost:6069", alias="CYCLECARE_PORTAL_URL")  # links the portal prints; https: Secure cookies
 
     @field_validator("log_format")
     @classmethod
