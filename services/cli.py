@@ -56,10 +56,15 @@ def run(demo: bool, speed: float, exit_after: float | None) -> None:
         env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
         asyncio.run(create_topics(load_settings(env)))
         env.setdefault("CYCLECARE_REBALANCE_TIMEOUT", "2")
+        if not settings.database_url:
+            from services.portal.cli import fresh_read_model
+
+            asyncio.run(fresh_read_model(settings))
         click.echo(f"embedded Kafka-protocol broker on {broker.bootstrap_servers}")
     env.setdefault("CYCLECARE_HTTP_HOST", "127.0.0.1")
     base_port = settings.http_port
     env.setdefault("CYCLECARE_PUBLIC_URL", f"http://127.0.0.1:{base_port}")
+    env.setdefault("CYCLECARE_PORTAL_URL", f"http://127.0.0.1:{base_port + PORT_OFFSET['portal']}")
     if demo:
         env["CYCLECARE_CLOCK_START"] = env.get("CYCLECARE_CLOCK_START") or "2026-03-02T15:00:00+00:00"
         env["CYCLECARE_CLOCK_SPEED"] = str(speed)

@@ -132,3 +132,32 @@ async def _audit_csv(settings: Settings, since: datetime | None) -> str:
     text = await Accounts(engine).audit_csv(since)
     await engine.dispose()
     return text
+
+
+DEMO_EMAIL = "demo@cyclecare.example"
+DEMO_PASSWORD = "cyclecare-demo"
+
+
+async def fresh_read_model(settings: Settings) -> None:
+    """Before `cyclecare run` starts an embedded broker (whose topics start empty), empty a
+    read model left by an earlier run so that it shows only what this run publishes."""
+    from services.portal.db import database_url, make_engine, migrate
+    from services.portal.store import empty_projection
+
+    engine = make_engine(database_url(settings))
+    await migrate(engine)
+    await empty_projection(engine)
+    await engine.dispose()
+
+
+async def demo_user(settings: Settings, clinics: list[str]) -> tuple[str, str]:
+    """The demo's account (all the demo's clinics), with a known password; returns the login."""
+    from services.portal.auth import Accounts
+    from services.portal.db import database_url, make_engine, migrate
+
+    engine = make_engine(database_url(settings))
+    await migrate(engine)
+    accounts = Accounts(engine)
+    await accounts.set_password(await accounts.add_user(DEMO_EMAIL, clinics, "demo"), DEMO_PASSWORD)
+    await engine.dispose()
+    return DEMO_EMAIL, DEMO_PASSWORD

@@ -42,9 +42,9 @@ class ChartPoint:
 
 
 def chart_points(checkins: Sequence[Any]) -> list[ChartPoint]:
-    """Headache days per 4 weeks, in the order the patient reported them."""
+    """Headache days per 4 weeks, cycle by cycle, in the order the patient reported them."""
     points, seen_per_cycle = [], {}
-    for c in checkins:
+    for c in sorted(checkins, key=lambda c: (c.cycle or 1, c.completed_at)):
         if c.kind != "headache_frequency" or c.headache_days is None:
             continue
         cycle = c.cycle or 1

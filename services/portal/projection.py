@@ -64,8 +64,10 @@ def rows_for(event: Event) -> Rows:
     return rows
 
 
-def _line(event: Event, at: datetime, title: str, detail: str | None = None) -> dict:
-    return {"event_id": event.event_id, "patient_id": event.patient_id, "clinic_id": event.clinic_id,  # type: ignore[attr-defined]
+def _line(event: Event, at: datetime, title: str, detail: str | None = None, key: str | None = None) -> dict:
+    """A timeline line; ``key`` names its cause when the contract dedupes by it (a treatment
+    recorded twice, the same alert raised again), so that it is listed once."""
+    return {"event_id": key or event.event_id, "patient_id": event.patient_id, "clinic_id": event.clinic_id,  # type: ignore[attr-defined]
             "at": at, "kind": event.type, "title": title[:300], "detail": detail}
 
 
@@ -92,7 +94,8 @@ def _treatment(event: TreatmentRecorded, rows: Rows) -> None:
         "administered_on": event.administered_on, "units": event.units, "interval_weeks": event.interval_weeks,
     })
     units = f", {event.units:g} units" if event.units is not None else ""
-    rows.timeline.append(_line(event, event.occurred_at, f"Treatment on {event.administered_on.isoformat()}{units}"))
+    rows.timeline.append(_line(event, event.occurred_at, f"Treatment on {event.administered_on.isoformat()}{units}",
+                               key=f"treatment:{event.treatment_id}"))
 
 
 def _due(event: Event, rows: Rows) -> None:
@@ -148,7 +151,7 @@ def _checkin(event: CheckinCompleted, rows: Rows) -> None:
     })
     replies = " / ".join(f"“{r}”" for r in event.raw_replies)
     title = f"Check-in answered: {KIND_LABEL.get(event.kind, event.kind)}: {answers_text(event)}"
-    rows.timeline.append(_line(event, event.occurred_at, title, replies or None))
+    rows.timeline.append(_line(event, event.occurred_at, title, replies or None, key=f"checkin:{event.checkin_id}"))
 
 
 def _alert(event: ClinicianAlert, rows: Rows) -> None:
@@ -160,7 +163,7 @@ def _alert(event: ClinicianAlert, rows: Rows) -> None:
     })
     reply = event.evidence.get("reply") or event.evidence.get("reply_text") or event.evidence.get("text")
     rows.timeline.append(_line(event, event.raised_at, f"{event.severity.upper()} alert: {event.summary}",
-                               str(reply) if reply else None))
+                               str(reply) if reply else None, key=f"alert:{event.alert_id}"))
 
 
 def _action(event: AlertAcknowledged | AlertResolved | AlertEscalated, rows: Rows) -> None:

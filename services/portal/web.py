@@ -114,7 +114,8 @@ class Portal:
     # --- sign-in ----------------------------------------------------------------------
 
     async def login_page(self, request: web.Request, message: str | None = None, status: int = 200) -> web.Response:
-        token = secrets.token_urlsafe(32)
+        # kept while the browser has one: a second tab (or a favicon request sent to sign in) must not void the first form
+        token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
         response = self.render("login.html", None, status=status, csrf_token=token, message=message)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=self._secure(request), path="/login")
         return response
@@ -145,7 +146,7 @@ class Portal:
         raise response
 
     async def set_password_page(self, request: web.Request) -> web.Response:
-        token = secrets.token_urlsafe(32)
+        token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
         response = self.render("set_password.html", None, token=request.query.get("token", ""), csrf_token=token,
                                message=None)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=self._secure(request), path="/set-password")

@@ -103,3 +103,10 @@ async def test_another_clinics_patient_and_alert_are_not_found(engine: AsyncEngi
     assert await model.patient(["sevilla"], "p1") is None
     assert await model.alert(["sevilla"], "a1") is None
     assert await model.inbox(["sevilla"]) == []
+
+
+async def test_a_treatment_or_check_in_published_twice_is_listed_once(engine: AsyncEngine) -> None:
+    await Projection(engine).apply([treated(), treated(), headache_checkin(9, 1), headache_checkin(9, 1)])
+    lines = await ReadModel(engine).timeline("p1")
+    assert [line.kind for line in lines].count("treatment.recorded") == 1
+    assert [line.kind for line in lines].count("checkin.completed") == 1
