@@ -566,3 +566,14 @@ def test_image_is_multi_stage_slim_non_root_and_checks_its_health() -> None:
                 if line.strip() and not line.startswith("#")]
     assert patterns[0] == "*", ".dockerignore allow-lists what the build needs"
     assert not {"!tests/", "!tests", "!.venv", "!.git"} & set(patterns)
+
+
+def test_compose_runs_the_portal_on_postgresql_after_kafka_and_the_database() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    portal = services["portal"]
+    assert portal["command"] == ["worker", "portal"]
+    assert portal["environment"]["CYCLECARE_DATABASE_URL"].startswith("postgresql+asyncpg://cyclecare:")
+    assert set(portal["environment"]) <= env_var_names()
+    assert portal["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert portal["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["postgres"]
