@@ -184,6 +184,22 @@ class ReadModel:
                  .order_by(a.severity_rank, a.raised_at, a.alert_id).limit(limit))
         return [_alert_view(r) for r in await self._all(query)]
 
+    async def alert_messages(self, alerts: Sequence[AlertView]) -> dict[str, list[Any]]:
+        """For each alert, the notifier's messages to clinicians about its patient since it
+        was raised (sent, delivered, failed): when the first page went out."""
+        if not alerts:
+            return {}
+        t = s.timeline.c
+        since = min(a.raised_at for a in alerts)
+        rows = await self._all(select(t.patient_id, t.at, t.title).where(
+            t.patient_id.in_(list({a.patient_id for a in alerts})), t.at >= since,
+            t.kind.in_(("message.sent", "message.delivered", "message.failed")), t.title.like("%: clinician alert"),
+        ).order_by(t.at))
+        found: dict[str, list[Any]] = {}
+        for alert in alerts:
+            found[alert.alert_id] = [r for r in rows if r.patient_id == alert.patient_id and r.at >= alert.raised_at]
+        return found
+
     async def recently_resolved(self, clinics: Iterable[str], limit: int = 10) -> list[AlertView]:
         a = s.alerts.c
         query = _alerts_query(clinics).where(a.status == "resolved").order_by(a.resolved_at.desc()).limit(limit)

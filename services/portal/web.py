@@ -175,12 +175,32 @@ class Portal:
 
     async def inbox(self, request: web.Request) -> web.Response:
         session = request[SESSION_KEY]
-        return self.page("inbox.html", request, alerts=await self.model.inbox(session.clinics),
-                           resolved=await self.model.recently_resolved(session.clinics), notice=request.query.get("notice"))
+        alerts = await self.model.inbox(session.clinics)
+        return self.page("inbox.html", request, alerts=alerts, pages=await self._pages(alerts),
+                         resolved=await self.model.recently_resolved(session.clinics), notice=request.query.get("notice"))
 
     async def inbox_list(self, request: web.Request) -> web.Response:
         session = request[SESSION_KEY]
-        return self.page("_alerts.html", request, alerts=await self.model.inbox(session.clinics))
+        alerts = await self.model.inbox(session.clinics)
+        return self.page("_alerts.html", request, alerts=alerts, pages=await self._pages(alerts))
+
+    async def _pages(self, alerts: list[Any]) -> dict[str, list[str]]:
+        """Who has been paged about each alert, and when: the on-call clinicians (the
+        notifier pages them for urgent and high alerts) with the messages it reported, then
+        each escalation level with the clinicians it notified."""
+        messages = await self.model.alert_messages([a for a in alerts if a.severity in ("urgent", "high")])
+        pages: dict[str, list[str]] = {}
+        for alert in alerts:
+            lines = []
+            if alert.alert_id in messages:
+                clinic = self.clinics.get(alert.clinic_id)
+                on_call = ", ".join(c.name for c in clinic.on_call) if clinic else "on-call clinicians"
+                sent = "; ".join(f"{m.title.split(':')[0]} {_when(m.at)}" for m in messages[alert.alert_id])
+                lines.append(f"level 1 → {on_call}: {sent or 'no message reported yet'}")
+            lines += [f"level {p['level']} → {', '.join(p['notified']) or 'nobody'} at {p['at'][:16].replace('T', ' ')} UTC"
+                      for p in alert.paged]
+            pages[alert.alert_id] = lines
+        return pages
 
     async def acknowledge(self, request: web.Request) -> web.StreamResponse:
         session, alert = await self._open_alert(request)

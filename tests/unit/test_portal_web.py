@@ -19,7 +19,9 @@ from services.portal.web import Portal, make_app
 from shared.clinics import load_clinics
 from shared.clock import ManualClock
 from shared.events import AlertAcknowledged, AlertResolved, Event
-from tests.support.portal_events import T0, alert, enrolled, headache_checkin, side_effects_checkin, sms_failed, treated
+from tests.support.portal_events import (
+    T0, alert, enrolled, escalated, headache_checkin, side_effects_checkin, sms_failed, sms_sent, treated,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -52,7 +54,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await migrate(engine)
     await Projection(engine).apply([
         enrolled(), treated(), side_effects_checkin(), headache_checkin(14, 1), headache_checkin(12, 2),
-        sms_failed(at=T0 + timedelta(hours=1)), alert(),
+        sms_failed(at=T0 + timedelta(hours=1)), alert(), sms_sent(kind="alert", at=T0 + timedelta(seconds=2)), escalated(),
         enrolled("p9", clinic_id="sevilla", name="Carla"), alert("a9", patient_id="p9", clinic_id="sevilla"),
     ])
     yield engine
@@ -104,6 +106,12 @@ async def test_signing_in_shows_the_inbox_with_the_urgent_alert_and_its_evidence
     assert "URGENT" in html and "Ana" in html and "hard to swallow since yesterday" in html
     cookie = next(c for c in client.session.cookie_jar if c.key == "cc_session")
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+async def test_the_inbox_says_who_was_paged_and_when(client: TestClient) -> None:
+    html = await sign_in(client)
+    assert "level 1 → Dr. Lee: SMS sent 2026-03-02 15:00 UTC" in html
+    assert "level 2 → kim, ray at 2026-03-02 15:15 UTC" in html
 
 
 async def test_another_clinics_alert_is_not_listed(client: TestClient) -> None:
