@@ -110,3 +110,18 @@ async def test_a_treatment_or_check_in_published_twice_is_listed_once(engine: As
     lines = await ReadModel(engine).timeline("p1")
     assert [line.kind for line in lines].count("treatment.recorded") == 1
     assert [line.kind for line in lines].count("checkin.completed") == 1
+
+
+async def test_a_database_error_does_not_carry_the_patients_words_into_the_logs(engine: AsyncEngine) -> None:
+    from sqlalchemy import insert
+
+    from services.portal import schema
+
+    row = {"event_id": "e1", "patient_id": "p1", "clinic_id": "rocklin", "at": T0, "kind": "x", "title": "t",
+           "detail": "my throat closes when I swallow"}
+    async with engine.begin() as conn:
+        await conn.execute(insert(schema.timeline), row)
+    with pytest.raises(Exception) as failure:
+        async with engine.begin() as conn:
+            await conn.execute(insert(schema.timeline), row)
+    assert "throat" not in str(failure.value)
