@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.events import AlertAcknowledged, AlertEscalated, AlertResolved, Event
@@ -58,27 +58,31 @@ class Projection:
 
 
 async def write(conn: AsyncConnection, rows: Rows) -> None:
+    """One statement per kind of write (executemany), in an order that respects causes."""
     if rows.seen:
         await conn.execute(s.projected_events.insert(), rows.seen)
     await _insert_missing(conn, s.patients, _unique(rows.known_patients, "patient_id"), "patient_id")
-    for snapshot in rows.snapshots:
-        stmt = upsert(conn, s.patients).values(snapshot)
-        fields = {k: stmt.excluded[k] for k in snapshot if k != "patient_id"}
+    if rows.snapshots:
+        stmt = upsert(conn, s.patients)
+        fields = {k: stmt.excluded[k] for k in rows.snapshots[0] if k != "patient_id"}
         await conn.execute(stmt.on_conflict_do_update(
             index_elements=["patient_id"], set_=fields,
             where=or_(s.patients.c.snapshot_at.is_(None), s.patients.c.snapshot_at <= stmt.excluded.snapshot_at),
-        ))
-    for patient_id in rows.discharges:
-        await conn.execute(update(s.patients).where(s.patients.c.patient_id == patient_id).values(discharged=True))
+        ), rows.snapshots)
+    p = s.patients.c
+    if rows.discharges:
+        await conn.execute(update(s.patients).where(p.patient_id == bindparam("b_patient")).values(discharged=True),
+                           [{"b_patient": pid} for pid in rows.discharges])
     for consent in rows.consents:
         channels = ("sms", "email") if consent["channel"] == "all" else (consent["channel"],)
         values = {f"{c}_consent": consent["granted"] for c in channels}
-        await conn.execute(update(s.patients).where(s.patients.c.patient_id == consent["patient_id"]).values(values))
-    for delivery in rows.deliveries:
-        p = s.patients.c
+        await conn.execute(update(s.patients).where(p.patient_id == consent["patient_id"]).values(values))
+    if rows.deliveries:
         await conn.execute(update(s.patients).where(
-            p.patient_id == delivery["patient_id"], or_(p.last_delivery_at.is_(None), p.last_delivery_at <= delivery["at"]),
-        ).values(last_delivery_status=delivery["status"], last_delivery_reason=delivery["reason"], last_delivery_at=delivery["at"]))
+            p.patient_id == bindparam("b_patient"), or_(p.last_delivery_at.is_(None), p.last_delivery_at <= bindparam("b_at")),
+        ).values(last_delivery_status=bindparam("b_status"), last_delivery_reason=bindparam("b_reason"),
+                 last_delivery_at=bindparam("b_at")),
+            [{"b_patient": d["patient_id"], "b_status": d["status"], "b_reason": d["reason"], "b_at": d["at"]} for d in rows.deliveries])
     await _insert_missing(conn, s.treatments, rows.treatments, "treatment_id")
     await _insert_missing(conn, s.checkins, rows.checkins, "checkin_id")
     await _insert_missing(conn, s.alerts, rows.alerts, "alert_id")
@@ -106,8 +110,11 @@ async def _recompute_lifecycles(conn: AsyncConnection, rows: Rows) -> None:
         result = await conn.execute(select(s.alert_actions.c.alert_id, s.alert_actions.c.body).where(s.alert_actions.c.alert_id.in_(chunk)))
         for alert_id, body in result:
             actions.setdefault(alert_id, []).append(_ACTION.validate_json(body))
-    for alert_id, found in actions.items():
-        await conn.execute(update(s.alerts).where(s.alerts.c.alert_id == alert_id).values(lifecycle(found)))
+    if actions:
+        states = [{"b_alert": alert_id, **{f"b_{k}": v for k, v in lifecycle(found).items()}} for alert_id, found in actions.items()]
+        columns = [k.removeprefix("b_") for k in states[0] if k != "b_alert"]
+        await conn.execute(update(s.alerts).where(s.alerts.c.alert_id == bindparam("b_alert"))
+                           .values({c: bindparam(f"b_{c}") for c in columns}), states)
 
 
 async def empty_projection(engine: AsyncEngine) -> None:
