@@ -208,3 +208,23 @@ async def test_pages_forbid_inline_scripts_and_framing(client: TestClient) -> No
     response = await client.get("/login")
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+async def test_a_set_password_link_works_once_and_then_signs_in(client: TestClient, engine: AsyncEngine, wall: Wall) -> None:
+    token = await Accounts(engine, now=wall).add_user("kim@example.org", ["rocklin"])
+    page = await (await client.get("/set-password", params={"token": token})).text()
+    short = await client.post("/set-password", data={"csrf_token": csrf(page), "token": token, "password": "short", "confirm": "short"})
+    assert short.status == 400 and "at least 12 characters" in await short.text()
+    done = await client.post("/set-password", data={"csrf_token": csrf(page), "token": token,
+                                                    "password": "kim's long password", "confirm": "kim's long password"})
+    assert "Password set: sign in." in await done.text()
+    again = await client.post("/set-password", data={"csrf_token": csrf(page), "token": token,
+                                                     "password": "another long password", "confirm": "another long password"})
+    assert "not valid any more" in await again.text()
+    assert "Inbox" in await sign_in(client, "kim@example.org", "kim's long password")
+
+
+async def test_resolving_without_an_outcome_is_refused(client: TestClient, publisher: RecordingPublisher) -> None:
+    page = await sign_in(client)
+    response = await client.post("/alerts/a1/resolve", data={"csrf_token": csrf(page), "outcome": "made up"})
+    assert response.status == 422 and publisher.published == []
