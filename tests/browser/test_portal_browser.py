@@ -147,6 +147,10 @@ async def test_an_urgent_alert_from_a_signed_webhook_appears_in_the_open_inbox_a
     await alert.wait_for(timeout=15000)
     assert "swallow" in await alert.locator(".evidence").inner_text()
     await page.screenshot(path=str(SCREENSHOTS / "inbox.png"), full_page=True)
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    assert await alert.get_by_role("button", name="Acknowledge").is_visible()
+    await page.screenshot(path=str(SCREENSHOTS / "inbox-phone.png"))
+    await page.set_viewport_size({"width": 1100, "height": 900})
 
     await alert.get_by_role("button", name="Acknowledge").click()
     acked = page.locator("li.alert.urgent .acked", has_text="Acknowledged by lee")
