@@ -93,7 +93,7 @@ class Portal:
         if request.method == "POST":
             form = await request.post()
             sent = form.get("csrf_token") or request.headers.get("X-CSRF-Token", "")
-            if not isinstance(sent, str) or not secrets.compare_digest(sent, session.csrf_token):
+            if not isinstance(sent, str) or not _same(sent, session.csrf_token):
                 return self._error(request, 403, "This form has expired or did not come from this site. Go back, reload and try again.", session)
         request[SESSION_KEY] = session
         try:
@@ -123,7 +123,7 @@ class Portal:
     async def login(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        if not cookie or not secrets.compare_digest(str(form.get("csrf_token", "")), cookie):
+        if not cookie or not _same(str(form.get("csrf_token", "")), cookie):
             return self._error(request, 403, "This form has expired. Reload the sign-in page and try again.", None)
         email = str(form.get("email", "")).strip().lower()
         try:
@@ -155,7 +155,7 @@ class Portal:
     async def set_password(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        if not cookie or not secrets.compare_digest(str(form.get("csrf_token", "")), cookie):
+        if not cookie or not _same(str(form.get("csrf_token", "")), cookie):
             return self._error(request, 403, "This form has expired. Open the link again.", None)
         password = str(form.get("password", ""))
         if password != str(form.get("confirm", "")):
@@ -309,6 +309,11 @@ class Portal:
         if minutes < 48 * 60:
             return f"{minutes // 60} h ago"
         return f"{minutes // 1440} days ago"
+
+
+def _same(sent: str, expected: str) -> bool:
+    """Constant-time comparison of tokens (bytes: a non-ASCII forgery must not raise)."""
+    return secrets.compare_digest(sent.encode(), expected.encode())
 
 
 def _harden(request: web.Request, headers: Any) -> None:

@@ -134,6 +134,8 @@ async def test_a_post_without_the_csrf_token_is_refused_with_403_and_publishes_n
     assert response.status == 403 and publisher.published == []
     response = await client.post("/alerts/a1/ack", data={"csrf_token": "forged"})
     assert response.status == 403 and publisher.published == []
+    response = await client.post("/alerts/a1/ack", data={"csrf_token": "forgéd"})
+    assert response.status == 403 and publisher.published == []
 
 
 async def test_a_sign_in_without_the_form_token_is_refused(client: TestClient) -> None:
