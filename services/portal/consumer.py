@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from shared import metrics
 from shared.codec import DecodeError, dead_letter, decode
@@ -74,7 +75,10 @@ class ProjectionConsumer:
             await self._retry_later(batch)
             return
         self._failures = 0
-        await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        try:
+            await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        except KafkaError as exc:  # a rebalance took the partitions: their next owner reads the batch again
+            log.warning("portal: offsets not committed (%s); the batch will be read again, which changes nothing", type(exc).__name__)
 
     async def _retry_later(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         self._failures += 1
@@ -96,10 +100,3 @@ class ProjectionConsumer:
 def group_id(topics: Topics, generation: str) -> str:
     """A rebuild starts a new generation: a new consumer group that reads from the beginning."""
     return f"{topics.namespace}-portal-g{generation}"
-
-
-async def publish(producer: AIOKafkaProducer, topic: str, key: str, events: Sequence[Event]) -> None:
-    from shared.codec import encode
-
-    for event in events:
-        await producer.send_and_wait(topic, encode(event), key=key.encode())
