@@ -104,7 +104,9 @@ alerts = Table(
     Column("note", Text),
     Column("paged", Text, nullable=False, default="[]"),  # JSON list of {level, notified, at}
 )
-Index("ix_alerts_inbox", alerts.c.clinic_id, alerts.c.status, alerts.c.severity_rank, alerts.c.raised_at)
+# The inbox walks this in order and stops at its page size: only alerts not yet resolved.
+Index("ix_alerts_open", alerts.c.clinic_id, alerts.c.severity_rank, alerts.c.raised_at, alerts.c.alert_id,
+      sqlite_where=alerts.c.status != "resolved", postgresql_where=alerts.c.status != "resolved")
 
 alert_actions = Table(
     "alert_actions", metadata,

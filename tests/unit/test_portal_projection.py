@@ -125,3 +125,14 @@ async def test_a_database_error_does_not_carry_the_patients_words_into_the_logs(
         async with engine.begin() as conn:
             await conn.execute(insert(schema.timeline), row)
     assert "throat" not in str(failure.value)
+
+
+async def test_the_migrations_create_exactly_the_schema_the_code_declares(engine: AsyncEngine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from services.portal.schema import metadata
+
+    async with engine.connect() as conn:
+        differences = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+    assert differences == [], "add an Alembic migration for these changes"
