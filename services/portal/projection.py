@@ -112,7 +112,9 @@ def _due(event: Event, rows: Rows) -> None:
         title = f"Skipped {event.kind or event.skipped_type} (day {day}): {event.reason}"
     else:
         return
-    rows.timeline.append(_line(event, event.due_at, title))  # type: ignore[attr-defined]
+    # a check-in asked is listed once per check-in: the clinic's response rate counts these
+    key = f"asked:{event.checkin_id}" if isinstance(event, CheckinDue) else None
+    rows.timeline.append(_line(event, event.due_at, title, key=key))  # type: ignore[attr-defined]
 
 
 def _consent(event: ConsentChanged, rows: Rows) -> None:

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import bindparam, case, delete, func, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.events import AlertAcknowledged, AlertEscalated, AlertResolved, Event
@@ -247,18 +247,22 @@ class ReadModel:
         return await self._all(query.order_by(p.first_name, p.patient_id).limit(limit))
 
     async def clinic_patients(self, clinic_id: str) -> list[Any]:
-        """Each patient of the clinic with their latest treatment date and check-in counts."""
-        p, t, tl = s.patients.c, s.treatments.c, s.timeline.c
+        """Each patient of the clinic with their latest treatment date, the check-ins they
+        were asked, answered (of those asked) and let expire."""
+        p, t, tl, c = s.patients.c, s.treatments.c, s.timeline.c, s.checkins.c
         last = select(t.patient_id, func.max(t.administered_on).label("last_treatment")).group_by(t.patient_id).subquery()
-        counts = (select(tl.patient_id,
-                         func.sum(case((tl.kind == "checkin.due", 1), else_=0)).label("asked"),
-                         func.sum(case((tl.kind == "checkin.completed", 1), else_=0)).label("answered"),
-                         func.sum(case((tl.kind == "checkin.expired", 1), else_=0)).label("expired"))
-                  .where(tl.clinic_id == clinic_id, tl.kind.in_(("checkin.due", "checkin.completed", "checkin.expired")))
-                  .group_by(tl.patient_id).subquery())
-        query = (select(s.patients, last.c.last_treatment, counts.c.asked, counts.c.answered, counts.c.expired)
+        asked = (select(tl.patient_id,
+                        func.sum(case((tl.kind == "checkin.due", 1), else_=0)).label("asked"),
+                        func.sum(case((tl.kind == "checkin.expired", 1), else_=0)).label("expired"))
+                 .where(tl.clinic_id == clinic_id, tl.kind.in_(("checkin.due", "checkin.expired")))
+                 .group_by(tl.patient_id).subquery())
+        answered = (select(c.patient_id, func.count().label("answered"))
+                    .join(s.timeline, tl.event_id == literal("asked:") + c.checkin_id)
+                    .where(c.clinic_id == clinic_id).group_by(c.patient_id).subquery())
+        query = (select(s.patients, last.c.last_treatment, asked.c.asked, asked.c.expired, answered.c.answered)
                  .select_from(s.patients.outerjoin(last, last.c.patient_id == p.patient_id)
-                              .outerjoin(counts, counts.c.patient_id == p.patient_id))
+                              .outerjoin(asked, asked.c.patient_id == p.patient_id)
+                              .outerjoin(answered, answered.c.patient_id == p.patient_id))
                  .where(p.clinic_id == clinic_id, p.discharged.is_(False)).order_by(p.first_name))
         return await self._all(query)
 

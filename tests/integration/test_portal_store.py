@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.portal.auth import Accounts, LoginRefused
 from services.portal.db import make_engine, migrate
 from services.portal.store import Projection, ReadModel, empty_projection
-from tests.support.portal_events import T0, acked, alert, enrolled, escalated, headache_checkin, resolved, treated
+from tests.support.portal_events import (
+    T0, acked, alert, checkin_asked, enrolled, escalated, headache_checkin, resolved, treated,
+)
 from tests.support.postgres import PostgresUnavailable, ThrowawayPostgres
 
 CLINIC = ["rocklin"]
@@ -90,10 +92,12 @@ async def test_a_rebuild_empties_the_projection_and_a_replay_restores_it(engine:
     assert await ReadModel(engine).counts() == before
 
 
-async def test_clinic_figures_count_check_ins_per_patient(engine: AsyncEngine) -> None:
-    await Projection(engine).apply([enrolled(), treated(), headache_checkin(12, 1)])
+async def test_clinic_figures_count_the_check_ins_asked_and_answered_per_patient(engine: AsyncEngine) -> None:
+    asked = checkin_asked(day=28).model_copy(update={"checkin_id": "p1-hc1-12", "kind": "headache_frequency"})
+    unasked_answer = headache_checkin(9, 2)  # answered without a recorded question: not in the rate
+    await Projection(engine).apply([enrolled(), treated(), asked, checkin_asked(), headache_checkin(12, 1), unasked_answer])
     [row] = await ReadModel(engine).clinic_patients("rocklin")
-    assert (row.first_name, str(row.last_treatment), row.answered) == ("Ana", "2026-03-01", 1)
+    assert (row.first_name, str(row.last_treatment), row.asked, row.answered) == ("Ana", "2026-03-01", 2, 1)
 
 
 async def test_accounts_sign_in_and_lock_out(engine: AsyncEngine) -> None:

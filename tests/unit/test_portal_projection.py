@@ -136,3 +136,10 @@ async def test_the_migrations_create_exactly_the_schema_the_code_declares(engine
     async with engine.connect() as conn:
         differences = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
     assert differences == [], "add an Alembic migration for these changes"
+
+
+async def test_the_clinic_counts_only_answers_to_check_ins_it_asked(engine: AsyncEngine) -> None:
+    asked = checkin_asked(day=28).model_copy(update={"checkin_id": "p1-hc1-12", "kind": "headache_frequency"})
+    await Projection(engine).apply([enrolled(), treated(), asked, checkin_asked(), headache_checkin(12, 1), headache_checkin(9, 2)])
+    [row] = await ReadModel(engine).clinic_patients("rocklin")
+    assert (row.asked, row.answered, row.expired) == (2, 1, 0)
