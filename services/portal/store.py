@@ -19,7 +19,8 @@ from services.portal.db import upsert
 from services.portal.projection import Rows, lifecycle, rows_for
 
 _ACTION = TypeAdapter(AlertAcknowledged | AlertResolved | AlertEscalated)
-_CHUNK = 400  # rows per IN (…) list: well below SQLite's limit of bound parameters
+_CHUNK = 400
+INBOX_PAGE = 50  # the top of the queue; the page says how many more are open  # rows per IN (…) list: well below SQLite's limit of bound parameters
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -184,7 +185,12 @@ class ReadModel:
         async with self.engine.connect() as conn:
             return list(await conn.execute(query))
 
-    async def inbox(self, clinics: Iterable[str], limit: int = 200) -> list[AlertView]:
+    async def open_count(self, clinics: Iterable[str]) -> int:
+        a = s.alerts.c
+        rows = await self._all(select(func.count()).select_from(s.alerts).where(a.clinic_id.in_(list(clinics)), a.status != "resolved"))
+        return int(rows[0][0])
+
+    async def inbox(self, clinics: Iterable[str], limit: int = INBOX_PAGE) -> list[AlertView]:
         """Alerts not yet resolved, by severity then age (the oldest first)."""
         a = s.alerts.c
         query = (_alerts_query(clinics).where(a.status != "resolved")

@@ -25,7 +25,7 @@ from shared.events import AlertAcknowledged, AlertResolved, Event, deterministic
 from services.portal import domain
 from services.portal.auth import Accounts, AccountError, LoginRefused, Session
 from services.portal.projection import effects_text
-from services.portal.store import ReadModel
+from services.portal.store import INBOX_PAGE, ReadModel
 
 HERE = Path(__file__).parent
 HTMX = "htmx-2.0.11.min.js"
@@ -175,14 +175,16 @@ class Portal:
 
     async def inbox(self, request: web.Request) -> web.Response:
         session = request[SESSION_KEY]
-        alerts = await self.model.inbox(session.clinics)
-        return self.page("inbox.html", request, alerts=alerts, pages=await self._pages(alerts),
+        return self.page("inbox.html", request, **await self._inbox(session),
                          resolved=await self.model.recently_resolved(session.clinics), notice=request.query.get("notice"))
 
     async def inbox_list(self, request: web.Request) -> web.Response:
-        session = request[SESSION_KEY]
+        return self.page("_alerts.html", request, **await self._inbox(request[SESSION_KEY]))
+
+    async def _inbox(self, session: Session) -> dict[str, Any]:
         alerts = await self.model.inbox(session.clinics)
-        return self.page("_alerts.html", request, alerts=alerts, pages=await self._pages(alerts))
+        total = len(alerts) if len(alerts) < INBOX_PAGE else await self.model.open_count(session.clinics)
+        return {"alerts": alerts, "pages": await self._pages(alerts), "open_total": total}
 
     async def _pages(self, alerts: list[Any]) -> dict[str, list[str]]:
         """Who has been paged about each alert, and when: the on-call clinicians (the

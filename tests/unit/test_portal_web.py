@@ -230,3 +230,10 @@ async def test_resolving_without_an_outcome_is_refused(client: TestClient, publi
     page = await sign_in(client)
     response = await client.post("/alerts/a1/resolve", data={"csrf_token": csrf(page), "outcome": "made up"})
     assert response.status == 422 and publisher.published == []
+
+
+async def test_a_long_queue_shows_its_top_and_says_how_many_are_open(client: TestClient, engine: AsyncEngine) -> None:
+    await Projection(engine).apply([alert(f"routine-{n}", severity="routine", at=T0 + timedelta(minutes=n)) for n in range(60)])
+    html = await sign_in(client)
+    assert html.count('class="alert ') == 50 and "The first 50 of 61 open alerts." in html
+    assert html.index("URGENT") < html.index("ROUTINE")
