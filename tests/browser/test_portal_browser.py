@@ -28,7 +28,7 @@ from shared.config import load_settings
 from shared.events import AlertAcknowledged, TreatmentRecorded
 from shared.topics import Topics
 from tests.support.kafka import Publisher, TopicWatcher, eventually
-from tests.support.portal_events import enrolled, headache_checkin, side_effects_checkin
+from tests.support.portal_events import alert, enrolled, headache_checkin, side_effects_checkin
 from tests.support.workers import WorkerProcess
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -184,10 +184,19 @@ async def test_the_patient_page_shows_the_timeline_and_the_headache_chart(chromi
 
 async def test_a_user_of_another_clinic_gets_404_for_the_patient_and_the_alert(chromium, stack: Stack) -> None:
     await enrol_ana(stack)
+    await stack.publisher.send(stack.topics.alerts, "b-ana", alert("b-ana-other", patient_id="b-ana"))
+    lee, lee_page = await signed_in(chromium, stack)
+    await lee_page.locator("#alert-b-ana-other").wait_for(timeout=15000)  # projected: it exists, for Rocklin
+    await lee.close()
+
     context, page = await signed_in(chromium, stack, "ruiz@example.org")
+    assert "Ana" not in await page.inner_text("main")
     response = await page.goto(f"{stack.portal.url}/patients/b-ana")
     assert response is not None and response.status == 404
     assert "Ana" not in await page.inner_text("main")
+    token = await page.locator('input[name="csrf_token"]').first.get_attribute("value")
+    ack = await page.request.post(f"{stack.portal.url}/alerts/b-ana-other/ack", form={"csrf_token": token or ""})
+    assert ack.status == 404
     await context.close()
 
 
