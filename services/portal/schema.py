@@ -107,6 +107,9 @@ alerts = Table(
 # The inbox walks this in order and stops at its page size: only alerts not yet resolved.
 Index("ix_alerts_open", alerts.c.clinic_id, alerts.c.severity_rank, alerts.c.raised_at, alerts.c.alert_id,
       sqlite_where=alerts.c.status != "resolved", postgresql_where=alerts.c.status != "resolved")
+# "Recently resolved" under the inbox: the newest resolutions without a scan of every alert.
+Index("ix_alerts_resolved", alerts.c.clinic_id, alerts.c.resolved_at,
+      sqlite_where=alerts.c.status == "resolved", postgresql_where=alerts.c.status == "resolved")
 
 alert_actions = Table(
     "alert_actions", metadata,

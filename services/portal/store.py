@@ -185,9 +185,11 @@ class ReadModel:
         async with self.engine.connect() as conn:
             return list(await conn.execute(query))
 
-    async def open_count(self, clinics: Iterable[str]) -> int:
+    async def open_count(self, clinics: Iterable[str], cap: int = 1000) -> int:
+        """How many alerts are open, counted up to ``cap`` (the page then says "1000+")."""
         a = s.alerts.c
-        rows = await self._all(select(func.count()).select_from(s.alerts).where(a.clinic_id.in_(list(clinics)), a.status != "resolved"))
+        capped = select(a.alert_id).where(a.clinic_id.in_(list(clinics)), a.status != "resolved").limit(cap + 1).subquery()
+        rows = await self._all(select(func.count()).select_from(capped))
         return int(rows[0][0])
 
     async def inbox(self, clinics: Iterable[str], limit: int = INBOX_PAGE) -> list[AlertView]:

@@ -143,3 +143,12 @@ async def test_the_clinic_counts_only_answers_to_check_ins_it_asked(engine: Asyn
     await Projection(engine).apply([enrolled(), treated(), asked, checkin_asked(), headache_checkin(12, 1), headache_checkin(9, 2)])
     [row] = await ReadModel(engine).clinic_patients("rocklin")
     assert (row.asked, row.answered, row.expired) == (2, 1, 0)
+
+
+async def test_the_open_count_stops_counting_past_its_cap(engine: AsyncEngine) -> None:
+    await Projection(engine).apply([alert(f"a{n}") for n in range(5)] + [resolved("a0")])
+    model = ReadModel(engine)
+    assert await model.open_count(CLINIC) == 4
+    assert await model.open_count(CLINIC, cap=2) == 3  # "more than 2"
+    [done] = await model.recently_resolved(CLINIC)
+    assert done.alert_id == "a0"
