@@ -20,6 +20,10 @@ def main() -> None:
 @click.argument("service", type=click.Choice(SERVICES))
 def worker(service: str) -> None:
     """Run one service (as a container does)."""
+    if service == "portal":
+        from services.portal.cli import run_worker as run_portal
+
+        return run_portal()
     from services.bootstrap import run_worker
 
     run_worker(service, load_settings())
@@ -134,6 +138,13 @@ def contract(mode: str) -> None:
 from services.dlq_cli import dlq  # noqa: E402 - `cyclecare dlq list|replay`
 
 main.add_command(dlq)
+
+
+from services.portal.cli import audit, portal, users  # noqa: E402  (the portal's commands)
+
+main.add_command(portal)
+main.add_command(users)
+main.add_command(audit)
 
 if __name__ == "__main__":
     main()

@@ -72,8 +72,12 @@ async def run_demo(env: dict[str, str], ports: dict[str, int], exit_after: float
     settings = load_settings(env)
     topics = Topics(settings.topic_namespace)
     started = time.monotonic()
-    say(started, "waiting for the three workers to be ready…")
+    say(started, "waiting for the workers to be ready…")
     await wait_ready(ports)
+    from services.portal.cli import demo_user
+
+    email, password = await demo_user(settings, sorted({p.clinic_id for p in PATIENTS}))
+    say(started, f"clinician portal: {settings.portal_url}  (sign in as {email} / {password})")
     say(started, "workers ready; enrolling 4 patients, each treated 2 days ago (simulated clock)")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()

@@ -190,10 +190,15 @@ def _run(pipeline: Pipeline, demo: bool, speed: float, exit_after: float | None)
     env = dict(os.environ)
     if not settings.kafka_bootstrap_servers:
         pipeline.start_broker(env, settings.data_dir)
+        if not settings.database_url:  # the embedded broker starts empty: so does the portal's read model
+            from services.portal.cli import fresh_read_model
+
+            asyncio.run(fresh_read_model(settings))
     env.setdefault("CYCLECARE_HTTP_HOST", "127.0.0.1")
     base_port = settings.http_port
     urls = run_urls(base_port)
     env.setdefault("CYCLECARE_SERVICE_URLS", json.dumps(urls))
+    env.setdefault("CYCLECARE_PORTAL_URL", urls["portal"])
     if demo:
         env["CYCLECARE_CLOCK_START"] = env.get("CYCLECARE_CLOCK_START") or "2026-03-02T15:00:00+00:00"
         env["CYCLECARE_CLOCK_SPEED"] = str(speed)

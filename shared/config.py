@@ -41,6 +41,7 @@ class Settings(BaseModel):
     http_port: int = Field(6066, alias="CYCLECARE_HTTP_PORT", ge=0, le=65535)
     log_format: str = Field("text", alias="CYCLECARE_LOG_FORMAT")
     api_token: str | None = Field(None, alias="CYCLECARE_API_TOKEN")
+    database_url: str | None = Field(None, alias="CYCLECARE_DATABASE_URL")  # the portal's; unset: SQLite under data_dir
 
     # --- optional operational settings ----------------------------------------------
     twilio_messaging_service_sid: str | None = Field(None, alias="TWILIO_MESSAGING_SERVICE_SID")
@@ -63,6 +64,7 @@ class Settings(BaseModel):
     stuck_after_seconds: float = Field(30.0, alias="CYCLECARE_STUCK_AFTER_SECONDS", gt=0)
     service_urls: str | None = Field(None, alias="CYCLECARE_SERVICE_URLS")  # JSON {service: base URL}, for 404 hints
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CYCLECARE_LOG_LEVEL")
+    portal_url: str = Field("http://localhost:6069", alias="CYCLECARE_PORTAL_URL")  # links the portal prints; https: Secure cookies
 
     @model_validator(mode="before")
     @classmethod

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-SERVICES = ("scheduler", "notifier", "survey")
+SERVICES = ("scheduler", "notifier", "survey", "portal")
 # `cyclecare run` gives each worker its own port: survey (webhooks) gets CYCLECARE_HTTP_PORT.
-RUN_PORT_OFFSET = {"survey": 0, "notifier": 1, "scheduler": 2}
+RUN_PORT_OFFSET = {"survey": 0, "notifier": 1, "scheduler": 2, "portal": 3}
 COMMON = ("GET /healthz", "GET /readyz", "GET /metrics")
 
 
@@ -37,6 +37,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/v1/patients", "scheduler", "ingest API: patient events (bearer token)"),
     Endpoint("POST", "/v1/treatments", "scheduler", "ingest API: treatment events (bearer token)"),
     Endpoint("POST", "/v1/alerts/", "scheduler", "alert actions (bearer token)"),
+    Endpoint("GET", "/login", "portal", "clinician portal: sign in, then the inbox at /"),
+    Endpoint("GET", "/patients", "portal", "clinician portal: patient search and pages"),
 )
 
 
