@@ -135,6 +135,8 @@ class NegationWords(_Strict):
     inability: Words
     reassurance: Words
     trouble: Words
+    unreassuring_before: tuple[str, ...] = ()
+    unreassuring_after: tuple[str, ...] = ()
 
 
 class ContextWords(_Strict):
@@ -217,12 +219,13 @@ _TOKEN = re.compile(
     r"|(?P<emoji>[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff])"
     r"|(?P<stop>[.;!\n]+)"
     r"|(?P<question>[?]+)"
+    r"|(?P<opening>[\u00bf])"
     r"|(?P<comma>[,:\-()]+)"
 )
 _REPEATS = re.compile(r"(.)\1+")
 _LONG_REPEATS = re.compile(r"(.)\1{2,}")
 
-TokenKind = Literal["number", "word", "emoji", "stop", "question", "comma"]
+TokenKind = Literal["number", "word", "emoji", "stop", "question", "opening", "comma"]
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,8 @@ class Lexicon:
     inability: frozenset[str]
     reassurance: frozenset[str]
     trouble: frozenset[str]
+    unreassuring_before: frozenset[str]
+    unreassuring_after: frozenset[str]
     self_words: frozenset[str]
     others: frozenset[str]
     question_openers: frozenset[str]
@@ -385,6 +390,8 @@ def lexicon() -> Lexicon:
         inability=_normalised(vocab.negation.inability),
         reassurance=_normalised(vocab.negation.reassurance),
         trouble=_normalised(vocab.negation.trouble),
+        unreassuring_before=_normalised(vocab.negation.unreassuring_before),
+        unreassuring_after=_normalised(vocab.negation.unreassuring_after),
         self_words=_normalised(vocab.context.self),
         others=_normalised(vocab.context.others),
         question_openers=_normalised(vocab.context.question_openers),
@@ -471,14 +478,18 @@ def _sentences(tokens: Sequence[Token], lex: Lexicon) -> Iterator[list[list[str]
     "?" and ":" of "Swallowing? No." and "Breathing: fine"). A question about a symptom
     ("is blurry vision a side effect?") is dropped: it is not a report."""
     segments: list[list[str]] = [[]]
+    opened = False  # a Spanish "¿" opened the question
     for token in tokens:
-        if token.kind == "stop" or token.text in lex.breaks:
+        if token.kind == "opening":
+            opened = True
+        elif token.kind == "stop" or token.text in lex.breaks:
             yield segments
-            segments = [[]]
+            segments, opened = [[]], False
         elif token.kind == "question":
-            if _is_question(segments[-1], lex):
+            if _is_question(segments[-1], lex, opened):
                 segments[-1] = []
             segments.append([])
+            opened = False
         elif token.kind == "comma":
             segments.append([])
         elif token.kind in ("word", "number"):
@@ -486,10 +497,10 @@ def _sentences(tokens: Sequence[Token], lex: Lexicon) -> Iterator[list[list[str]
     yield segments
 
 
-def _is_question(words: Sequence[str], lex: Lexicon) -> bool:
+def _is_question(words: Sequence[str], lex: Lexicon, opened: bool = False) -> bool:
     """ "can this cause trouble swallowing?" asks; "is it normal that I can't swallow?"
     reports (the patient speaks of themself, not of an "if")."""
-    if not words or words[0] not in lex.question_openers:
+    if not words or not (opened or words[0] in lex.question_openers):
         return False
     about_me = any(word in lex.self_words for word in words)
     return not about_me or any(word in lex.hypothetical for word in words)
@@ -575,7 +586,9 @@ def _gives_way(mention: Mention, other: Mention) -> bool:
     ("feels weak" inside "my face feels weak") gives way to the effect."""
     inside = other.start <= mention.start and mention.end <= other.end
     if mention.phrase.kind == other.phrase.kind:
-        return other.covers(mention)
+        # "vision" in "double vision", "ahog*" heading "ahogo cuando tomo agua"; not the
+        # "tragar" inside "me cuesta tragar y hablar", which is a symptom of its own
+        return other.covers(mention) and (mention.code == other.code or mention.start == other.start)
     return inside and mention.phrase.kind == "red_flag" and (other.start, other.end) != (mention.start, mention.end)
 
 
@@ -675,7 +688,10 @@ def _negated_from_outside(words: Sequence[str], mention: Mention, lex: Lexicon) 
 
 
 def _someone_else(words: Sequence[str], mention: Mention, lex: Lexicon) -> str | None:
-    """The nearest person before the symptom in its clause: "my mom has blurry vision"."""
+    """The nearest person before the symptom in its clause: "my mom has blurry vision"; a
+    first-person verb in the symptom itself keeps it the patient's ("mi esposo dice que hablo raro")."""
+    if any(word in lex.self_words for word in words[mention.start : mention.end]):
+        return None
     for word in reversed(words[: mention.start]):
         if word in lex.self_words:
             return None
@@ -723,10 +739,17 @@ def _reassured_after(words: Sequence[str], mention: Mention, covered: set[int], 
         if word in lex.cues:
             negated = True
         elif word in lex.reassurance:
-            return not negated
+            return not negated and not _undone(words, i, lex)
         elif word in lex.trouble:
             return negated
     return _ends_with_a_bare_no(words, mention)
+
+
+def _undone(words: Sequence[str], i: int, lex: Lexicon) -> bool:
+    """ "worse than normal", "winded so easy", "bien feo": the reassuring word reassures nothing."""
+    before = words[i - 1] if i > 0 else None
+    after = words[i + 1] if i + 1 < len(words) else None
+    return before in lex.unreassuring_before or after in lex.unreassuring_after
 
 
 def _ends_with_a_bare_no(words: Sequence[str], mention: Mention) -> bool:
