@@ -129,6 +129,17 @@ class EffectPhrases(_Strict):
     phrases: Words
 
 
+class NetSites(_Strict):
+    sites: Words
+    trouble: tuple[str, ...] = ()
+
+
+class SafetyNet(_Strict):
+    trouble: Words
+    sites: dict[RedFlagCode, NetSites]
+    whole_body: Words
+
+
 class NegationWords(_Strict):
     cues: Words
     ability: Words
@@ -188,6 +199,7 @@ class Vocabulary(_Strict):
     answers: AnswerWords
     red_flags: dict[RedFlagCode, SymptomPhrases]
     effects: dict[int, EffectPhrases]
+    safety_net: SafetyNet
     negation: NegationWords
     context: ContextWords
     clauses: ClauseWords
@@ -280,6 +292,7 @@ class Phrase:
     kind: Literal["red_flag", "effect"]
     slots: tuple[Slot, ...]
     source: str  # the entry as written in the vocabulary
+    net: bool = False  # a safety-net pairing (a site and a trouble word), not a lexicon phrase
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -313,6 +326,8 @@ class Lexicon:
     openers: frozenset[str]
     answer_reach: int
     by_head: dict[str, tuple[Phrase, ...]]
+    sites: tuple[Alternative, ...]
+    whole_body: frozenset[str]
     not_symptom: tuple[Phrase, ...]
     effect_reasons: dict[int, EffectReason]
     cues: frozenset[str]
@@ -382,6 +397,8 @@ def lexicon() -> Lexicon:
         openers=_squeezed_set(vocab.answers.openers),
         answer_reach=vocab.answers.reach,
         by_head=_index_by_head(_all_phrases(vocab)),
+        sites=tuple(alt for entry in vocab.safety_net.sites.values() for alt in _compile_slot(normalise("|".join(entry.sites))) or ()),
+        whole_body=_normalised(vocab.safety_net.whole_body),
         not_symptom=tuple(_compile_phrase(code, "red_flag", phrase)
                           for code in RED_FLAG_CODES for phrase in vocab.red_flags[code].not_symptom),
         effect_reasons={code: entry.reason for code, entry in vocab.effects.items()},
@@ -437,7 +454,18 @@ def _all_phrases(vocab: Vocabulary) -> list[Phrase]:
                  for code in RED_FLAG_CODES for phrase in vocab.red_flags[code].phrases]
     effects = [_compile_phrase(entry.reason, "effect", phrase)
                for entry in vocab.effects.values() for phrase in entry.phrases]
-    return red_flags + effects
+    return red_flags + effects + _safety_net_phrases(vocab.safety_net)
+
+
+def _safety_net_phrases(net: SafetyNet) -> list[Phrase]:
+    """Each red flag's sites paired with the trouble words, in either order."""
+    phrases = []
+    for code, entry in net.sites.items():
+        sites, trouble = "|".join(entry.sites), "|".join((*net.trouble, *entry.trouble))
+        for phrase in (f"{sites} {GAP} {trouble}", f"{trouble} {GAP} {sites}"):
+            compiled = _compile_phrase(code, "red_flag", phrase)
+            phrases.append(Phrase(code, "red_flag", compiled.slots, f"safety net: a {code} site with a trouble word", net=True))
+    return phrases
 
 
 def _index_by_head(phrases: Sequence[Phrase]) -> dict[str, tuple[Phrase, ...]]:
@@ -548,14 +576,20 @@ def _ends_with_symptom(words: tuple[str, ...], lex: Lexicon) -> bool:
     last = len(words) - 1
     while last >= 0 and words[last] in lex.fillers and last not in covered:
         last -= 1
-    return last in covered
+    return last in covered or (last >= 0 and _is_site(words[last], lex))
 
 
 def _is_symptom_list(words: tuple[str, ...], lex: Lexicon) -> bool:
     if any(word in lex.predicates for word in words):
         return False  # "speaking is hard" is a statement of its own, not an item of a list
     covered = _covered(_mentions(words))
-    return bool(covered) and all(i in covered or w in lex.joiners or w in lex.fillers for i, w in enumerate(words))
+    return bool(covered) and all(i in covered or w in lex.joiners or w in lex.fillers or _is_site(w, lex)
+                                 for i, w in enumerate(words))
+
+
+def _is_site(word: str, lex: Lexicon) -> bool:
+    """A body function or site named as a list item ("nothing with my eyes, voice or breathing")."""
+    return any(word == alt.text or (alt.is_stem and word.startswith(alt.text)) for alt in lex.sites)
 
 
 def _covered(mentions: Sequence[Mention]) -> set[int]:
@@ -577,7 +611,10 @@ def _mentions(words: tuple[str, ...]) -> tuple[Mention, ...]:
         if (end := _match_at(phrase.slots, words, start, lex.rules)) is not None
         and not (phrase.kind == "red_flag" and _is_not_symptom(phrase.code, words, start, lex))
     ]
-    unique = list({(m.code, m.start, m.end): m for m in found}.values())
+    first: dict[tuple[str, int, int], Mention] = {}
+    for m in found:
+        first.setdefault((m.code, m.start, m.end), m)  # a lexicon phrase before the safety net's pairing
+    unique = list(first.values())
     return tuple(m for m in unique if not any(_gives_way(m, o) for o in unique))
 
 
@@ -585,10 +622,16 @@ def _gives_way(mention: Mention, other: Mention) -> bool:
     """ "vision" inside "double vision" gives way to it; a red flag inside a common effect
     ("feels weak" inside "my face feels weak") gives way to the effect."""
     inside = other.start <= mention.start and mention.end <= other.end
+    if other.phrase.net != mention.phrase.net:
+        # the safety net only reaches what no lexicon phrase read: it never displaces one
+        overlap = mention.start < other.end and other.start < mention.end
+        return mention.phrase.net and overlap
     if mention.phrase.kind == other.phrase.kind:
-        # "vision" in "double vision", "ahog*" heading "ahogo cuando tomo agua"; not the
-        # "tragar" inside "me cuesta tragar y hablar", which is a symptom of its own
-        return other.covers(mention) and (mention.code == other.code or mention.start == other.start)
+        # "vision" in "double vision", "ahog*" heading "ahogo cuando tomo agua", "got weak"
+        # ending "voice got weak"; not the "tragar" inside "me cuesta tragar y hablar", a
+        # symptom of its own
+        shares_an_end = mention.start == other.start or mention.end == other.end
+        return other.covers(mention) and (mention.code == other.code or shares_an_end)
     return inside and mention.phrase.kind == "red_flag" and (other.start, other.end) != (mention.start, mention.end)
 
 
@@ -656,6 +699,8 @@ def _thumb_slip(a: str, b: str) -> bool:
 def _read_mentions(clause: tuple[str, ...], lex: Lexicon) -> list[tuple[Mention, Decision, str]]:
     mentions = _mentions(clause)
     covered = _covered(mentions)
+    if any(m.code == "muscle_weakness" for m in mentions) and not set(clause) & lex.whole_body:
+        mentions = tuple(m for m in mentions if m.code != "generalized_weakness")  # "my forehead feels heavy and weak"
     return [(mention, *_decide(clause, mention, covered, lex)) for mention in mentions]
 
 
@@ -666,6 +711,8 @@ def _decide(words: Sequence[str], mention: Mention, covered: set[int], lex: Lexi
     if (other := _someone_else(words, mention, lex)) is not None:
         return "someone_else", f"about someone else ('{other}')"
     inside = set(words[mention.start : mention.end])
+    if mention.phrase.net and (cue := _cue_between(words, mention, lex)) is not None:
+        return "negated", f"{mention.phrase.source}, negated by '{cue}'"
     if inside & (lex.cues | lex.inability) and not _negated_from_outside(words, mention, lex):
         return "reported", f"lexicon '{mention.phrase.source}' (its own negation)"
     before = _words_before(words, mention, covered, lex)
@@ -679,6 +726,15 @@ def _decide(words: Sequence[str], mention: Mention, covered: set[int], lex: Lexi
     if cue is None and reassured:
         return "negated", "reassured after ('fine', 'no problem')"
     return "reported", f"lexicon '{mention.phrase.source}'"
+
+
+def _cue_between(words: Sequence[str], mention: Mention, lex: Lexicon) -> str | None:
+    """ "throat is fine, no trouble", "tragar no me cuesta": a negation between the site and
+    its trouble word denies it, unless it negates an ability ("tragar, no puedo")."""
+    between = words[mention.start + 1 : mention.end - 1]
+    if set(between) & (lex.ability | lex.inability):
+        return None
+    return next((w for w in between if w in lex.cues), None)
 
 
 def _negated_from_outside(words: Sequence[str], mention: Mention, lex: Lexicon) -> bool:
@@ -705,8 +761,8 @@ def _words_before(words: Sequence[str], mention: Mention, covered: set[int], lex
     picked: list[str] = []
     for i in range(mention.start - 1, -1, -1):
         word = words[i]
-        if i in covered or (word in lex.fillers and word not in lex.cues):
-            continue
+        if i in covered or (word in lex.fillers and word not in lex.cues) or _is_site(word, lex):
+            continue  # another symptom of the list, or a body function named in it ("my eyes, voice or breathing")
         if word in lex.joiners and word not in lex.cues:
             if _symptom_before(words, i, covered, lex):
                 continue  # "no choking or any blurry eyes": the list goes on
@@ -721,7 +777,7 @@ def _symptom_before(words: Sequence[str], joiner: int, covered: set[int], lex: L
     i = joiner - 1
     while i >= 0 and words[i] in lex.fillers and i not in covered:
         i -= 1
-    return i in covered
+    return i in covered or (i >= 0 and _is_site(words[i], lex))
 
 
 def _reassured_after(words: Sequence[str], mention: Mention, covered: set[int], lex: Lexicon) -> bool:
