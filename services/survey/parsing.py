@@ -751,7 +751,7 @@ def _someone_else(words: Sequence[str], mention: Mention, lex: Lexicon) -> str |
     for word in reversed(words[: mention.start]):
         if word in lex.self_words:
             return None
-        if word in lex.others:
+        if word in lex.others or word.removesuffix("'s") in lex.others:  # "my husband's legs"
             return word
     return None
 
