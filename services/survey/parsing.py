@@ -189,6 +189,7 @@ class SeverityWords(_Strict):
     reach: int = Field(ge=1, le=5)
     mild: Words
     severe: Words
+    every_one: tuple[str, ...] = ()
     mild_phrases: tuple[str, ...] = ()
     severe_phrases: tuple[str, ...] = ()
 
@@ -368,6 +369,7 @@ class Lexicon:
     mild_phrases: tuple[tuple[str, ...], ...]
     severe_phrases: tuple[tuple[str, ...], ...]
     severity_reach: int
+    every_one: frozenset[str]
 
 
 def _normalised(words: Sequence[str]) -> frozenset[str]:
@@ -441,6 +443,7 @@ def lexicon() -> Lexicon:
         mild_phrases=_phrases(vocab.severity.mild_phrases),
         severe_phrases=_phrases(vocab.severity.severe_phrases),
         severity_reach=vocab.severity.reach,
+        every_one=_normalised(vocab.severity.every_one),
     )
 
 
@@ -1034,7 +1037,16 @@ def _effects_by_number(words: Sequence[str], lex: Lexicon) -> tuple[Effect, ...]
         return ()
     if not codes <= set(lex.effect_reasons):
         return None
-    return _merged(_effect(words, mentions, i, lex) for i in range(len(mentions)))
+    return _for_every_one(words, _merged(_effect(words, mentions, i, lex) for i in range(len(mentions))), lex)
+
+
+def _for_every_one(words: Sequence[str], effects: tuple[Effect, ...], lex: Lexicon) -> tuple[Effect, ...]:
+    """ "1 and 3, both mild": one severity said for all of them applies to each."""
+    said = {e.severity for e in effects} - {None}
+    if len(said) != 1 or not set(words) & lex.every_one:
+        return effects
+    severity = said.pop()
+    return tuple(e.model_copy(update={"severity": e.severity or severity}) for e in effects)
 
 
 def _is_article(words: Sequence[str], mention: NumberMention, lex: Lexicon) -> bool:

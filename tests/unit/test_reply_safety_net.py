@@ -73,3 +73,14 @@ def test_a_face_weakness_stays_a_common_effect_in_words() -> None:
 
 def test_a_first_person_verb_makes_the_symptom_the_patients_own_whoever_noticed_it() -> None:
     assert detect_red_flags("mi esposo dice que hablo raro") == ("dysarthria",)
+
+
+def test_a_severity_said_once_for_both_effects_applies_to_each() -> None:
+    reply = parse_reply("1 and 3, both mild", "q2_common_effects")
+    assert [(e.code, e.severity) for e in reply.effects or ()] == [(1, "mild"), (3, "mild")]
+
+
+def test_a_heavy_eye_is_a_drooping_eyelid_not_a_vision_red_flag() -> None:
+    reply = parse_reply("my eye feels heavy", "q2_common_effects")
+    assert reply.red_flags == ()
+    assert [e.code for e in reply.effects or ()] == [2]
