@@ -592,7 +592,12 @@ def _is_symptom_list(words: tuple[str, ...], lex: Lexicon) -> bool:
 
 def _is_site(word: str, lex: Lexicon) -> bool:
     """A body function or site named as a list item ("nothing with my eyes, voice or breathing")."""
-    return any(word == alt.text or (alt.is_stem and word.startswith(alt.text)) for alt in lex.sites)
+    return _site_word(word, lex.sites)
+
+
+@functools.lru_cache(maxsize=8192)
+def _site_word(word: str, sites: tuple[Alternative, ...]) -> bool:
+    return any(word == alt.text or (alt.is_stem and word.startswith(alt.text)) for alt in sites)
 
 
 def _covered(mentions: Sequence[Mention]) -> set[int]:
@@ -618,7 +623,13 @@ def _mentions(words: tuple[str, ...]) -> tuple[Mention, ...]:
     for m in found:
         first.setdefault((m.code, m.start, m.end), m)  # a lexicon phrase before the safety net's pairing
     unique = list(first.values())
-    return tuple(m for m in unique if not any(_gives_way(m, o) for o in unique))
+    # only overlapping mentions can give way to each other: compare neighbours, not all pairs
+    by_start: dict[int, list[Mention]] = {}
+    for m in unique:
+        by_start.setdefault(m.start, []).append(m)
+    reach = max((m.end - m.start for m in unique), default=0)
+    return tuple(m for m in unique if not any(
+        _gives_way(m, o) for start in range(max(0, m.start - reach), m.end) for o in by_start.get(start, ())))
 
 
 def _gives_way(mention: Mention, other: Mention) -> bool:
@@ -653,9 +664,23 @@ def _match_at(slots: Sequence[Slot], words: Sequence[str], start: int, rules: Ma
     head, rest = slots[0], slots[1:]
     if head is None:
         return _match_after_gap(rest, words, start, rules)
-    if start < len(words) and any(_fits(words[start], alt.text, alt.is_stem, rules) for alt in head):
+    if start < len(words) and _slot_fits(words[start], head, rules):
         return _match_at(rest, words, start + 1, rules)
     return None
+
+
+_SLOT_FITS: dict[tuple[str, int], bool] = {}
+
+
+def _slot_fits(word: str, slot: tuple[Alternative, ...], rules: MatchingRules) -> bool:
+    """Whether ``word`` fits one of the slot's alternatives; remembered per word and slot
+    (the slots live as long as the lexicon), so a long reply pays each look-up once."""
+    key = (word, id(slot))
+    if (known := _SLOT_FITS.get(key)) is None:
+        if len(_SLOT_FITS) > 200_000:
+            _SLOT_FITS.clear()
+        known = _SLOT_FITS[key] = any(_fits(word, alt.text, alt.is_stem, rules) for alt in slot)
+    return known
 
 
 def _match_after_gap(slots: Sequence[Slot], words: Sequence[str], start: int, rules: MatchingRules) -> int | None:
