@@ -148,6 +148,8 @@ class NegationWords(_Strict):
     trouble: Words
     unreassuring_before: tuple[str, ...] = ()
     unreassuring_after: tuple[str, ...] = ()
+    never: tuple[str, ...] = ()
+    compared: tuple[str, ...] = ()
 
 
 class ContextWords(_Strict):
@@ -338,6 +340,8 @@ class Lexicon:
     trouble: frozenset[str]
     unreassuring_before: frozenset[str]
     unreassuring_after: frozenset[str]
+    never: frozenset[str]
+    compared: tuple[tuple[str, ...], ...]
     self_words: frozenset[str]
     others: frozenset[str]
     question_openers: frozenset[str]
@@ -411,6 +415,8 @@ def lexicon() -> Lexicon:
         trouble=_normalised(vocab.negation.trouble),
         unreassuring_before=_normalised(vocab.negation.unreassuring_before),
         unreassuring_after=_normalised(vocab.negation.unreassuring_after),
+        never=_normalised(vocab.negation.never),
+        compared=_phrases(vocab.negation.compared),
         self_words=_normalised(vocab.context.self),
         others=_normalised(vocab.context.others),
         question_openers=_normalised(vocab.context.question_openers),
@@ -748,6 +754,8 @@ def _decide(words: Sequence[str], mention: Mention, covered: set[int], lex: Lexi
     if signals & lex.inability or (signals & lex.cues and signals & lex.ability):
         return "reported", f"lexicon '{mention.phrase.source}', inability"
     cue = next((w for w in before if w in lex.cues), None)
+    if cue in lex.never and (pseudo := _find_phrase(tuple(words), lex.compared)) is not None:
+        return "reported", f"lexicon '{mention.phrase.source}', never ... '{' '.join(pseudo)}' compares, it does not deny"
     reassured = _reassured_after(words, mention, covered, lex)
     if cue is not None and not reassured:
         return "negated", f"negated by '{cue}'"

@@ -84,3 +84,23 @@ def test_a_heavy_eye_is_a_drooping_eyelid_not_a_vision_red_flag() -> None:
     reply = parse_reply("my eye feels heavy", "q2_common_effects")
     assert reply.red_flags == ()
     assert [e.code for e in reply.effects or ()] == [2]
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("never been this weak", "generalized_weakness"),
+    ("i've never had trouble breathing like this", "dyspnea"),
+    ("nunca me habia sentido tan debil", "generalized_weakness"),
+    ("nothing goes down", "dysphagia"),
+    ("nada me pasa por la garganta", "dysphagia"),
+])
+def test_a_never_that_compares_or_a_nothing_that_describes_reports_the_symptom(text: str, code: str) -> None:
+    assert detect_red_flags(text) == (code,)
+
+
+@pytest.mark.parametrize("text", [
+    "never had trouble swallowing",
+    "nunca tuve problemas para tragar",
+    "I never had trouble breathing, not like my sister",
+])
+def test_a_plain_never_still_denies(text: str) -> None:
+    assert detect_red_flags(text) == ()
