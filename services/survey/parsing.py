@@ -116,6 +116,7 @@ class AnswerWords(_Strict):
     no_phrases: Words
     denials: Words
     openers: Words
+    unsure: tuple[str, ...] = ()
     reach: int = Field(ge=1, le=6)
 
 
@@ -327,6 +328,7 @@ class Lexicon:
     no_phrases: tuple[tuple[str, ...], ...]
     denials: tuple[tuple[str, ...], ...]
     openers: frozenset[str]
+    unsure_openers: tuple[tuple[str, ...], ...]
     answer_reach: int
     by_head: dict[str, tuple[Phrase, ...]]
     sites: tuple[Alternative, ...]
@@ -401,6 +403,7 @@ def lexicon() -> Lexicon:
         no_phrases=_phrases(vocab.answers.no_phrases),
         denials=_phrases(vocab.answers.denials),
         openers=_squeezed_set(vocab.answers.openers),
+        unsure_openers=_phrases(vocab.answers.unsure),
         answer_reach=vocab.answers.reach,
         by_head=_index_by_head(_all_phrases(vocab)),
         sites=tuple(alt for entry in vocab.safety_net.sites.values() for alt in _compile_slot(normalise("|".join(entry.sites))) or ()),
@@ -906,6 +909,9 @@ def _read_yes_no(tokens: Sequence[Token], reading: Reading, lex: Lexicon) -> tup
     words = [t.text for t in opening if t.kind != "emoji"]
     while words and _squeezed(words[0]) in lex.openers:
         words = words[1:]
+    unsure = next((u for u in lex.unsure_openers if tuple(words[: len(u)]) == u), None)
+    if unsure is not None:
+        words = words[len(unsure):]  # "no sé, puede": the "no" of "no sé" is not an answer
     said = _polarity([_squeezed(word) for word in words[:2]], lex)
     if said is not None:
         return said, Finding(code="yes" if said else "no", span=" ".join(words[:2]), rule="opening words", decision="answer")

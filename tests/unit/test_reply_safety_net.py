@@ -104,3 +104,22 @@ def test_a_never_that_compares_or_a_nothing_that_describes_reports_the_symptom(t
 ])
 def test_a_plain_never_still_denies(text: str) -> None:
     assert detect_red_flags(text) == ()
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("no sé", None),
+    ("idk", None),
+    ("no sé, puede", True),
+    ("i guess", True),
+    ("eso creo", True),
+    ("probably not", False),
+    ("maybe not", False),
+    ("no se, creo que no", False),
+])
+def test_an_i_dont_know_is_no_answer_and_a_hedge_leans_the_way_it_is_said(text: str, said: bool | None) -> None:
+    assert parse_reply(text, "q1_red_flags").yes_no is said
+
+
+def test_no_se_me_pasa_la_comida_is_dysphagia_not_a_no() -> None:
+    reply = parse_reply("no se me pasa la comida", "q1_red_flags")
+    assert reply.red_flags == ("dysphagia",)
