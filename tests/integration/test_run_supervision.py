@@ -41,7 +41,7 @@ def alive(pid: int) -> bool:
 
 
 def free_base_port() -> int:
-    """Three consecutive free ports (survey, notifier, scheduler)."""
+    """Four consecutive free ports (survey, notifier, scheduler, portal)."""
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -49,7 +49,7 @@ def free_base_port() -> int:
         if base > 65000:
             continue
         try:
-            socks = [socket.socket() for _ in range(3)]
+            socks = [socket.socket() for _ in range(4)]
             for offset, sock in enumerate(socks):
                 sock.bind(("127.0.0.1", base + offset))
             return base
@@ -58,7 +58,7 @@ def free_base_port() -> int:
         finally:
             for sock in socks:
                 sock.close()
-    raise AssertionError("no three consecutive free ports")
+    raise AssertionError("no four consecutive free ports")
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
@@ -71,11 +71,11 @@ async def test_stopping_cyclecare_run_stops_the_broker_and_every_worker(how: str
                            stderr=subprocess.STDOUT)
     children: set[int] = set()
     try:
-        for offset in range(3):
+        for offset in range(4):
             await wait_until_ready(f"http://127.0.0.1:{base + offset}", 90,
                                    lambda: "cyclecare run exited" if run.poll() is not None else None)
         children = children_of(run.pid)
-        assert len(children) == 4, "the broker and three workers"
+        assert len(children) == 5, "the broker and four workers"
 
         os.kill(run.pid, getattr(signal, how))
 
