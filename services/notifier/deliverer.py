@@ -92,6 +92,9 @@ class Deliverer:
             metrics.SMS_WAITING.set(self.gate.waiting + 1)
             await self.gate.acquire(0 if out.urgent else 1)
             metrics.SMS_WAITING.set(self.gate.waiting)
+            if (halt := self.halt_left()) > 0:  # a halt that began while this message waited for its token
+                await self.schedule_retry(out, attempt, wait=halt)
+                return
             outcome = await self.sms.send_sms(out.to, rendered.text, out.message_key, tags=callback_tags(out))
         else:
             outcome = await self.email.send_email(out.to, rendered.subject or "", rendered.text, rendered.html, out.message_key)
