@@ -9,11 +9,11 @@ from shared.broker import BrokerUnavailable, PartitionPlan, partition_counts, pl
 from shared.clinics import ClinicsFileError, load_clinics
 from shared.clock import clock_from
 from shared.config import Settings
+from shared.endpoints import SERVICES
 from shared.logs import configure_logging
 from shared.streaming import Runtime
 from shared.topics import Topics
 
-SERVICES = ("scheduler", "notifier", "survey")
 log = logging.getLogger(__name__)
 
 

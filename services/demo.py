@@ -4,7 +4,7 @@ patients who answer their check-ins through the real, signed webhook."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 
 import aiohttp
 import click
@@ -39,6 +39,15 @@ SCRIPTS = {
 }
 
 
+# What the viewer should look for as the simulated clock passes each day of the cycle.
+MILESTONES = {
+    2: "day-2 side-effect check-ins", 7: "day-7 side-effect check-ins", 14: "day-14 side-effect check-ins",
+    28: "headache check-ins (day 28)", 56: "headache check-ins (day 56)", 70: "first booking reminders (day 70)",
+    77: "headache check-ins (day 77)", 81: "second booking reminders (day 81)",
+    84: "12 weeks: the next treatment is due", 98: "no new treatment recorded: overdue alerts to the clinic (day 98)",
+}
+
+
 def say(started: float, text: str) -> None:
     click.secho(f"[demo +{time.monotonic() - started:5.1f}s] {text}", fg="cyan")
 
@@ -63,8 +72,12 @@ async def run_demo(env: dict[str, str], ports: dict[str, int], exit_after: float
     settings = load_settings(env)
     topics = Topics(settings.topic_namespace)
     started = time.monotonic()
-    say(started, "waiting for the three workers to be ready…")
+    say(started, "waiting for the workers to be ready…")
     await wait_ready(ports)
+    from services.portal.cli import demo_user
+
+    email, password = await demo_user(settings, sorted({p.clinic_id for p in PATIENTS}))
+    say(started, f"clinician portal: {settings.portal_url}  (sign in as {email} / {password})")
     say(started, "workers ready; enrolling 4 patients, each treated 2 days ago (simulated clock)")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
@@ -77,10 +90,16 @@ async def run_demo(env: dict[str, str], ports: dict[str, int], exit_after: float
         )
         await producer.send_and_wait(topics.treatments, encode(treatment), key=patient.patient_id.encode())
     await producer.stop()
-    await _converse(settings, topics, started, exit_after)
+    await _converse(settings, topics, started, exit_after, treated_on=today - timedelta(days=2))
 
 
-async def _converse(settings, topics: Topics, started: float, exit_after: float | None) -> None:  # noqa: ANN001
+def passed_milestones(clock, treated_on: date, shown: set[int]) -> list[tuple[int, date]]:  # noqa: ANN001
+    """The milestone days the simulated clock has reached and that were not shown yet."""
+    day = (clock.now().date() - treated_on).days
+    return [(m, treated_on + timedelta(days=m)) for m in sorted(MILESTONES) if m <= day and m not in shown]
+
+
+async def _converse(settings, topics: Topics, started: float, exit_after: float | None, treated_on: date) -> None:  # noqa: ANN001
     consumer = AIOKafkaConsumer(
         topics.deliveries, topics.alerts, bootstrap_servers=settings.kafka_bootstrap_servers,
         auto_offset_reset="earliest", enable_auto_commit=False,
@@ -91,9 +110,13 @@ async def _converse(settings, topics: Topics, started: float, exit_after: float 
     answered: dict[str, int] = {}
     first_alert = None
     deadline = started + exit_after if exit_after else None
+    clock, shown = clock_from(settings), set()
     try:
         async with aiohttp.ClientSession() as http:
             while deadline is None or time.monotonic() < deadline:
+                for day, on in passed_milestones(clock, treated_on, shown):
+                    shown.add(day)
+                    say(started, f"simulated day {day} ({on:%a %d %b}): {MILESTONES[day]}")
                 batch = await consumer.getmany(timeout_ms=500)
                 for record in (r for records in batch.values() for r in records):
                     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import ctypes.util
 import logging
 import os
@@ -22,20 +23,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
+from services import local_run
 from shared.broker import EmbeddedBroker
 from shared.config import load_settings
+from shared.endpoints import RUN_PORT_OFFSET as PORT_OFFSET
+from shared.endpoints import SERVICES, run_urls
 from shared.streaming import create_topics
 
 log = logging.getLogger(__name__)
 
 STOP_WITHIN = 10.0
 PR_SET_PDEATHSIG = 1
-SERVICES = ("scheduler", "notifier", "survey")
-# `cyclecare run` gives each worker its own port: survey (webhooks) gets CYCLECARE_HTTP_PORT.
-PORT_OFFSET = {"survey": 0, "notifier": 1, "scheduler": 2}
 
 
 class Stop(BaseException):
@@ -129,20 +131,26 @@ class Pipeline:
 
     def __init__(self) -> None:
         self.broker: EmbeddedBroker | None = None
+        self.broker_file_dir: Path | None = None
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start_broker(self, env: dict[str, str]) -> None:
+    def start_broker(self, env: dict[str, str], data_dir: Path) -> None:
         self.broker = EmbeddedBroker(preexec_fn=die_with_parent())
         self.broker.start()
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
         asyncio.run(create_topics(load_settings(env)))
         env.setdefault("CYCLECARE_REBALANCE_TIMEOUT", "2")
-        click.echo(f"embedded Kafka-protocol broker on {self.broker.bootstrap_servers}")
+        port_file = local_run.write_broker_file(data_dir, self.broker.bootstrap_servers)
+        self.broker_file_dir = data_dir
+        click.echo(f"embedded Kafka-protocol broker on {self.broker.bootstrap_servers} (named in {port_file} "
+                   "for `cyclecare import`)")
 
-    def start_workers(self, env: dict[str, str], base_port: int) -> None:
+    def start_workers(self, env: dict[str, str], base_port: int, quiet: bool = False) -> None:
         for name in SERVICES:
             worker_env = env | {"CYCLECARE_HTTP_PORT": str(base_port + PORT_OFFSET[name]),
                                 "CYCLECARE_DATA_DIR": env.get("CYCLECARE_DATA_DIR", "var")}
+            if quiet:  # the demo's console is for clinic staff: messages and alerts, not the workers' start-up log
+                worker_env.setdefault("CYCLECARE_LOG_LEVEL", "WARNING")
             self.workers[name] = spawn_worker(name, worker_env)
 
     def wait(self, exit_after: float | None) -> None:
@@ -159,6 +167,8 @@ class Pipeline:
         stop_all(list(self.workers.values()), within=STOP_WITHIN - 2.0)
         if self.broker is not None:
             self.broker.stop(timeout=1.5)
+            if self.broker_file_dir is not None:
+                local_run.remove_broker_file(self.broker_file_dir, self.broker.bootstrap_servers)
 
 
 def run_pipeline(demo: bool, speed: float, exit_after: float | None) -> None:
@@ -179,18 +189,26 @@ def _run(pipeline: Pipeline, demo: bool, speed: float, exit_after: float | None)
     settings = load_settings()
     env = dict(os.environ)
     if not settings.kafka_bootstrap_servers:
-        pipeline.start_broker(env)
+        pipeline.start_broker(env, settings.data_dir)
+        if not settings.database_url:  # the embedded broker starts empty: so does the portal's read model
+            from services.portal.cli import fresh_read_model
+
+            asyncio.run(fresh_read_model(settings))
     env.setdefault("CYCLECARE_HTTP_HOST", "127.0.0.1")
     base_port = settings.http_port
-    env.setdefault("CYCLECARE_PUBLIC_URL", f"http://127.0.0.1:{base_port}")
+    urls = run_urls(base_port)
+    env.setdefault("CYCLECARE_SERVICE_URLS", json.dumps(urls))
+    env.setdefault("CYCLECARE_PORTAL_URL", urls["portal"])
     if demo:
         env["CYCLECARE_CLOCK_START"] = env.get("CYCLECARE_CLOCK_START") or "2026-03-02T15:00:00+00:00"
         env["CYCLECARE_CLOCK_SPEED"] = str(speed)
         env["CYCLECARE_CLOCK_ANCHOR"] = str(time.time())
         env.setdefault("TWILIO_AUTH_TOKEN", secrets.token_hex(16))  # signs the demo's replies
         env.setdefault("CYCLECARE_TICK_SECONDS", "0.5")
-    pipeline.start_workers(env, base_port)
-    click.echo("workers: " + ", ".join(f"{n} http://127.0.0.1:{base_port + PORT_OFFSET[n]}" for n in SERVICES))
+    pipeline.start_workers(env, base_port, quiet=demo)
+    survey = load_settings(env | {"CYCLECARE_HTTP_PORT": str(base_port)})
+    click.echo("workers:\n" + "\n".join(local_run.startup_lines(
+        urls, survey.public_url, bool(survey.api_token), bool(survey.twilio_auth_token))))
     if demo:
         from services.demo import run_demo
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class SettingsError(SystemExit):
@@ -35,11 +35,13 @@ class Settings(BaseModel):
     smtp_password: str | None = Field(None, alias="SMTP_PASSWORD")
     smtp_from: str = Field("cyclecare@localhost", alias="SMTP_FROM")
     smtp_starttls: bool = Field(False, alias="SMTP_STARTTLS")
+    # Unset: this process's own local address, http://localhost:$CYCLECARE_HTTP_PORT (below).
     public_url: str = Field("http://localhost:6066", alias="CYCLECARE_PUBLIC_URL")
     clinics_file: Path | None = Field(None, alias="CYCLECARE_CLINICS")
     http_port: int = Field(6066, alias="CYCLECARE_HTTP_PORT", ge=0, le=65535)
     log_format: str = Field("text", alias="CYCLECARE_LOG_FORMAT")
     api_token: str | None = Field(None, alias="CYCLECARE_API_TOKEN")
+    database_url: str | None = Field(None, alias="CYCLECARE_DATABASE_URL")  # the portal's; unset: SQLite under data_dir
 
     # --- optional operational settings ----------------------------------------------
     twilio_messaging_service_sid: str | None = Field(None, alias="TWILIO_MESSAGING_SERVICE_SID")
@@ -60,7 +62,19 @@ class Settings(BaseModel):
     notifier_in_flight: int = Field(64, alias="CYCLECARE_NOTIFIER_IN_FLIGHT", ge=1, le=10000)
     parent_pid: int | None = Field(None, alias="CYCLECARE_PARENT_PID")  # set by `cyclecare run`: stop when it dies
     stuck_after_seconds: float = Field(30.0, alias="CYCLECARE_STUCK_AFTER_SECONDS", gt=0)
+    service_urls: str | None = Field(None, alias="CYCLECARE_SERVICE_URLS")  # JSON {service: base URL}, for 404 hints
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CYCLECARE_LOG_LEVEL")
+    portal_url: str = Field("http://localhost:6069", alias="CYCLECARE_PORTAL_URL")  # links the portal prints; https: Secure cookies
+
+    @model_validator(mode="before")
+    @classmethod
+    def _public_url_defaults_to_own_address(cls, values: object) -> object:
+        """One default for the URL webhooks are signed against: where this process answers
+        locally, so a request signed for ``http://localhost:<port>/twilio/sms`` passes."""
+        if not isinstance(values, dict) or values.get("CYCLECARE_PUBLIC_URL") or values.get("public_url"):
+            return values
+        port = values.get("CYCLECARE_HTTP_PORT", values.get("http_port", 6066))
+        return {**values, "CYCLECARE_PUBLIC_URL": f"http://localhost:{port}"}
 
     @field_validator("log_format")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import date, datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -351,3 +351,54 @@ AnyEvent = Annotated[
 ]
 
 ANY_EVENT: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+
+
+# --- cyclecare.alert-actions: the alert lifecycle (keyed by patient) -------------------
+# An alert is open until acknowledged, and acknowledged until resolved; a repeated or
+# out-of-order action changes nothing. Written by the portal (web), the survey (SMS "ACK"),
+# the scheduler (escalation) and the HTTP API.
+
+ActionVia = Literal["web", "sms", "api"]
+Outcome = Literal["contacted_patient", "advised_emergency_care", "appointment_booked", "no_action_needed", "other"]
+
+
+class AlertAcknowledged(Event):
+    type: Literal["alert.acknowledged"] = "alert.acknowledged"
+    alert_id: str = Field(min_length=1)
+    patient_id: str = Field(min_length=1)
+    clinic_id: str = Field(min_length=1)
+    by: str = Field(min_length=1)  # clinician id
+    via: ActionVia
+    acknowledged_at: AwareDatetime
+
+
+class AlertResolved(Event):
+    type: Literal["alert.resolved"] = "alert.resolved"
+    alert_id: str = Field(min_length=1)
+    patient_id: str = Field(min_length=1)
+    clinic_id: str = Field(min_length=1)
+    by: str = Field(min_length=1)
+    via: ActionVia
+    outcome: Outcome
+    note: str | None = None  # clinical text: never logged
+    resolved_at: AwareDatetime
+
+
+class AlertEscalated(Event):
+    type: Literal["alert.escalated"] = "alert.escalated"
+    alert_id: str = Field(min_length=1)
+    patient_id: str = Field(min_length=1)
+    clinic_id: str = Field(min_length=1)
+    level: int = Field(ge=2)
+    repeat: int = Field(default=0, ge=0)
+    notified: list[str] = Field(default_factory=list)  # clinician ids
+    reason: str = "ack_timeout"
+    escalated_at: AwareDatetime
+
+
+ALERT_ACTIONS = (AlertAcknowledged, AlertResolved, AlertEscalated)
+AnyEvent = Annotated[  # type: ignore[misc]  # the union above, with the alert lifecycle added
+    Union[(*get_args(get_args(AnyEvent)[0]), *ALERT_ACTIONS)],  # type: ignore[valid-type]
+    Field(discriminator="type"),
+]
+ANY_EVENT = TypeAdapter(AnyEvent)

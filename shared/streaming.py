@@ -21,15 +21,21 @@ from shared import metrics
 from shared.broker import ensure_topics
 from shared.codec import DecodeError, capped, dead_letter, dead_letter_key, decode_record, encode
 from shared.config import Settings
+from shared.endpoints import not_found_middleware, parse_urls
 from shared.events import Event
 from shared.failures import RetryHooks, Stall, Stalls, describe, dlq_reason, until_handled
 from shared.logs import configure_logging
 from shared.topics import Topics
 
 log = logging.getLogger(__name__)
+# mode names a service's logger after the module that subclasses it, which would file
+# Faust's own "[^--Consumer]: Starting..." lines under cyclecare; keep them Faust's (WARNING+).
+_FAUST_LOG = logging.getLogger("faust.cyclecare")
 
 
 class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    logger = _FAUST_LOG
+
     def _create_worker_consumer(self, transport):  # noqa: ANN001, ANN202
         consumer = super()._create_worker_consumer(transport)
         # faust-streaming fixes the fetch wait at 1500 ms. A broker that holds a fetch for
@@ -40,6 +46,8 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
 
 class _Consumer(aiokafka_driver.Consumer):
+    logger = _FAUST_LOG
+
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -49,6 +57,8 @@ class _Transport(aiokafka_driver.Transport):
 
 
 class _App(faust.App):
+    logger = _FAUST_LOG
+
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)
 
@@ -273,17 +283,20 @@ class Runtime:
 
 
 class _HttpServer(Service):
+    logger = _FAUST_LOG
+
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._runner: web.AppRunner | None = None
         super().__init__()
 
     async def on_start(self) -> None:
-        web_app = web.Application()
+        settings = self.runtime.settings
+        hint = not_found_middleware(self.runtime.service, parse_urls(settings.service_urls))  # a wrong path names the right service
+        web_app = web.Application(middlewares=[hint])
         web_app.add_routes(self.runtime.routes)
         self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
-        settings = self.runtime.settings
         site = web.TCPSite(self._runner, settings.http_host, settings.http_port)
         await site.start()
         log.info("%s: HTTP on %s:%s", self.runtime.service, settings.http_host, settings.http_port)

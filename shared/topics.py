@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PUBLIC = ("patients", "treatments", "due", "consent", "checkins", "alerts", "deliveries", "dlq")
+PUBLIC = ("patients", "treatments", "due", "consent", "checkins", "alerts", "deliveries", "dlq", "alert-actions")
 # Internal topics: part of no contract, free to change.
 INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry", "survey-phones", "survey-replies")
 
@@ -47,6 +47,10 @@ class Topics:
     @property
     def deliveries(self) -> str:
         return self.name("deliveries")
+
+    @property
+    def alert_actions(self) -> str:
+        return self.name("alert-actions")
 
     @property
     def dlq(self) -> str:

@@ -1,4 +1,4 @@
-"""``python -m bench.replies [--part dev|test|holdout|all]``: the reply reader against the labelled
+"""``python -m bench.replies [--part dev|test|holdout|blind|all]``: the reply reader against the labelled
 corpus. Prints per reason code precision and recall, urgent recall, severity accuracy,
 headache-number accuracy, the confusion table, every miss, and the reader's latency per
 reply (p50/p99) next to a baseline measured in the same run (normalising and tokenising
@@ -20,9 +20,9 @@ ROUNDS = 20
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["dev", "test", "holdout", "all"], default="all")
+    parser.add_argument("--part", choices=["dev", "test", "holdout", "blind", "all"], default="all")
     args = parser.parse_args()
-    parts = ["dev", "test", "holdout"] if args.part == "all" else [args.part]
+    parts = ["dev", "test", "holdout", "blind"] if args.part == "all" else [args.part]
     summary: dict = {"benchmark": "replies"}
     for part in parts:
         rows = load(part)

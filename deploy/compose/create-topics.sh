@@ -23,6 +23,7 @@ create cyclecare.checkins   --config retention.ms=$((30 * DAY_MS))
 create cyclecare.alerts     --config retention.ms=$((30 * DAY_MS))
 create cyclecare.deliveries --config retention.ms=$((30 * DAY_MS))
 create cyclecare.dlq        --config retention.ms=$((90 * DAY_MS))
+create cyclecare.alert-actions --config retention.ms=$((365 * DAY_MS))
 # internal topics
 create cyclecare.inbound            --config retention.ms=$((7 * DAY_MS))
 create cyclecare.outbound           --config retention.ms=$((7 * DAY_MS))

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from shared.clinics import Clinic
 from shared.events import ClinicianAlert, DigestItemAdded, deterministic_id
-from services.notifier.domain import Contact, Outgoing
+from services.notifier.domain import Contact, Outgoing, clinic_time
 
 DIGEST_SEVERITIES = ("routine", "review")
 
@@ -23,10 +23,6 @@ def due_day(clinic: Clinic, now: datetime) -> date | None:
     """The clinic's local date once its digest hour has come that day, else ``None``."""
     local = now.astimezone(ZoneInfo(clinic.timezone))
     return local.date() if local.hour >= clinic.rules.digest_hour else None
-
-
-def _when(moment: datetime, clinic: Clinic) -> str:
-    return moment.astimezone(ZoneInfo(clinic.timezone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _line_key(alert: ClinicianAlert) -> str:
@@ -39,7 +35,7 @@ def line_for_alert(alert: ClinicianAlert, contact: Contact | None, clinic: Clini
     item = {
         "severity": alert.severity, "patient_ref": alert.patient_id,
         "first_name": contact.first_name if contact else "(unknown)",
-        "summary": alert.summary, "raised_at": _when(alert.raised_at, clinic),
+        "summary": alert.summary, "raised_at": clinic_time(alert.raised_at, clinic),
     }
     return DigestItemAdded(event_id=deterministic_id("digest", alert.event_id), clinic_id=clinic.id,
                            item_key=_line_key(alert), item=item)
@@ -55,7 +51,7 @@ def digest_messages(clinic: Clinic, day: date, lines: dict[str, dict[str, Any]])
         Outgoing(
             message_key=deterministic_id("digest", clinic.id, day.isoformat(), clinician.email),
             channel="email", to=clinician.email, kind="digest", language="en", audience="clinician",
-            clinic_id=clinic.id, context=context,
+            clinic_id=clinic.id, context=context | {"recipient": clinician.name},  # two clinicians' copies differ visibly
         )
         for clinician in clinic.clinicians if clinician.email
     ]

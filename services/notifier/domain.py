@@ -6,7 +6,9 @@ a channel adapter; the ledger keyed by ``message_key`` makes every cause send on
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -177,6 +179,11 @@ def on_outbound(event: OutboundRequested, contact: Contact | None, clinic: Clini
                         sms_only=True, patient_id=event.patient_id)]
 
 
+def clinic_time(moment: datetime, clinic: Clinic) -> str:
+    """A moment as the clinic's staff read it: their local time and zone (2026-03-10 08:41 PDT)."""
+    return moment.astimezone(ZoneInfo(clinic.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
 def on_alert(alert: ClinicianAlert, contact: Contact | None, clinic: Clinic) -> list[Decision]:
     """Urgent: SMS and email to the on-call clinicians at once; high: email at once.
     Routine and review wait for the daily digest (returned as nothing here)."""
@@ -189,7 +196,7 @@ def on_alert(alert: ClinicianAlert, contact: Contact | None, clinic: Clinic) -> 
         "first_name": contact.first_name if contact else "(unknown)",
         "summary": alert.summary,
         "reasons": list(alert.reasons),
-        "raised_at": alert.raised_at.isoformat(timespec="minutes"),
+        "raised_at": clinic_time(alert.raised_at, clinic),
         "evidence": [f"{k}: {v}" for k, v in alert.evidence.items()],
     }
     channels = ["sms", "email"] if alert.severity == "urgent" else ["email"]

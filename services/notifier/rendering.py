@@ -26,6 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict
 
 from services.notifier.sms_encoding import sms_info
+from shared.reasons import reason_label
 
 Channel = Literal["sms", "email"]
 Part = Literal["sms", "subject", "txt", "html"]
@@ -205,6 +206,7 @@ def _environment() -> ImmutableSandboxedEnvironment:
         auto_reload=False,
     )
     env.filters["phone"] = format_phone
+    env.filters["reason_label"] = reason_label  # reasons|map("reason_label", "es"): codes as clinicians say them
     return env
 
 
@@ -415,6 +417,7 @@ _ALERT_ES: dict[str, Any] = {
 }
 _DIGEST_EN: dict[str, Any] = {
     "clinic_name": "Rocklin Headache Clinic",
+    "recipient": "Dr. Lee",
     "date": "2025-03-14",
     "alerts": [
         {"severity": "high", "patient_ref": "MRN-0042917", "first_name": "Maria",
@@ -427,6 +430,7 @@ _DIGEST_EN: dict[str, Any] = {
 }
 _DIGEST_ES: dict[str, Any] = {
     "clinic_name": "Clínica de Cefaleas Sevilla",
+    "recipient": "Dra. Ruiz",
     "date": "14/03/2025",
     "alerts": [
         {"severity": "high", "patient_ref": "NHC-118204", "first_name": "Lucía",

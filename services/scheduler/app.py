@@ -17,6 +17,7 @@ from shared.events import (
     PatientDischarged,
     PatientSnapshot,
     TimerFire,
+    TimerSkipped,
     TreatmentRecorded,
 )
 from shared.streaming import Runtime
@@ -25,6 +26,16 @@ from services.scheduler.adapters.ingest_api import add_ingest_routes
 from services.scheduler.timerwheel import TimerWheel
 
 log = logging.getLogger(__name__)
+
+
+SKIP_REASONS = {"stale": "more than 24 h past when the treatment was recorded", "no consent": "the patient opted out"}
+
+
+def skipped_line(event: TimerSkipped) -> str:
+    """Which patient's moment was not sent and why (ids only: no phone, no text)."""
+    what = f"{event.skipped_type} ({event.kind})" if event.kind else event.skipped_type
+    why = SKIP_REASONS.get(event.reason, event.reason)
+    return f"skipped {what} day {event.day} of cycle {event.cycle} for patient {event.patient_id}: {why}"
 
 
 def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
@@ -55,8 +66,9 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         schedules[schedule.patient_id] = schedule.model_dump(mode="json")
         indexed[0] = len(schedules)
         wheel.set(schedule.patient_id, schedule.next_fire_at(), len(schedule.pending) + len(schedule.held))
-        for timer in outcome.skipped:
-            log.info("skipped %s day %s of treatment cycle %s", timer.event_type, timer.day, timer.cycle)
+        for _, event in outcome.emit:
+            if isinstance(event, TimerSkipped):
+                log.info("%s", skipped_line(event))
         for rejected in outcome.rejected:
             await reject(rejected)
 

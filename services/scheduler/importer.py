@@ -4,19 +4,26 @@ Each row is validated with the contract models; invalid rows are reported by row
 and not published, valid rows are. A row's ``event_id`` is derived from its content, so
 importing the same file again publishes the same events, which the scheduler already knows
 (a snapshot that changes nothing, a ``treatment_id`` it has seen).
+
+Files as clinics export them: UTF-8 (with or without a BOM) or Windows-1252/Latin-1,
+comma-, semicolon- or tab-separated, phone numbers in the clinic's national format.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
-from collections.abc import Iterable, Iterator
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
+import phonenumbers
 from pydantic import ValidationError
 
 from shared.clinics import Directory
@@ -35,6 +42,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 MODELS: dict[str, type[Event]] = {"patients": PatientEnrolled, "treatments": TreatmentRecorded}
 TRUE, FALSE = {"true", "yes", "y", "1"}, {"false", "no", "n", "0"}
+ID_COLUMN = {"patients": "patient_id", "treatments": "treatment_id"}
+# Tried in order when no encoding is given; Latin-1 reads any byte, so it comes last.
+ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+DELIMITERS = (",", ";", "\t")
 
 
 class ImportFileError(ValueError):
@@ -61,18 +72,83 @@ class Parsed:
 # --- pure: rows to events ---------------------------------------------------------------
 
 
-def read_rows(path: Path, kind: str) -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class CsvText:
+    text: str
+    encoding: str  # the one that read the file
+    delimiter: str
+
+
+def decode_file(data: bytes, encoding: str | None = None) -> tuple[str, str]:
+    """The text of an export and the encoding that read it: the given one, else UTF-8
+    (a BOM is dropped), else Windows-1252, else Latin-1."""
+    for candidate in (encoding,) if encoding else ENCODINGS:
+        try:
+            return data.decode(candidate), candidate
+        except UnicodeDecodeError as exc:
+            if encoding:
+                raise ImportFileError(f"not {encoding}: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+                                      f"(try --encoding utf-8, cp1252 or latin-1)") from None
+        except LookupError:
+            raise ImportFileError(f"unknown encoding {encoding!r}") from None
+    raise AssertionError("latin-1 decodes every byte")
+
+
+def sniff_delimiter(text: str) -> str:
+    """The separator of the header line: whichever of , ; or tab it has most of."""
+    header = text.lstrip("\ufeff").partition("\n")[0]
+    return max(DELIMITERS, key=header.count)
+
+
+def read_text(path: Path, encoding: str | None = None) -> CsvText:
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [c for c in REQUIRED[kind] if c not in header]
-            if missing:
-                raise ImportFileError(f"{path}: missing column(s) {', '.join(missing)}; "
-                                      f"expected {', '.join(COLUMNS[kind])}")
-            return list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ImportFileError(f"{path}: cannot read: {exc}") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text, used = decode_file(data, encoding)
+    except ImportFileError as exc:
+        raise ImportFileError(f"{path}: {exc}") from None
+    return CsvText(text, used, sniff_delimiter(text))
+
+
+def rows_of(source: CsvText, kind: str, name: str = "file") -> list[dict[str, str]]:
+    try:
+        reader = csv.DictReader(io.StringIO(source.text, newline=""), delimiter=source.delimiter)
+        header = [h.strip() for h in reader.fieldnames or []]
+        reader.fieldnames = header
+        missing = [c for c in REQUIRED[kind] if c not in header]
+        if missing:
+            raise ImportFileError(f"{name}: missing column(s) {', '.join(missing)}; "
+                                  f"expected {', '.join(COLUMNS[kind])} separated by {source.delimiter!r}")
+        return list(reader)
+    except csv.Error as exc:
+        raise ImportFileError(f"{name}: not CSV: {exc}") from None
+
+
+def read_rows(path: Path, kind: str, encoding: str | None = None) -> list[dict[str, str]]:
+    return rows_of(read_text(path, encoding), kind, str(path))
+
+
+def clinic_region(clinic_phone: str) -> str | None:
+    """The country of a clinic (``US``), from its phone number: national numbers in its
+    export are read as that country's."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(clinic_phone, None))
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def to_e164(phone: str, region: str | None) -> str:
+    """``(916) 555-0111`` in a US clinic -> ``+19165550111``; anything unreadable unchanged
+    (the contract model then names the problem)."""
+    try:
+        parsed = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException:
+        return phone
+    if not phonenumbers.is_possible_number(parsed):
+        return phone
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _cell(kind: str, column: str, text: str | None) -> Any:
@@ -87,24 +163,38 @@ def _cell(kind: str, column: str, text: str | None) -> Any:
     return value
 
 
-def row_event(kind: str, row: dict[str, str | None]) -> Event:
-    """The contract event of one row; raises ``ValidationError`` naming the fields."""
+def row_event(kind: str, row: dict[str, str | None], region: Callable[[str], str | None] = lambda _: None) -> Event:
+    """The contract event of one row; raises ``ValidationError`` naming the fields.
+    ``region(clinic_id)`` is the country whose national phone format the row may use."""
     values = {c: _cell(kind, c, row.get(c)) for c in COLUMNS[kind]}
     values = {c: v for c, v in values.items() if v is not None}
+    if isinstance(values.get("phone"), str):
+        values["phone"] = to_e164(values["phone"], region(str(values.get("clinic_id", ""))))
     content = json.dumps(values, sort_keys=True)
     return MODELS[kind].model_validate(values | {"event_id": deterministic_id("import", kind, content)})
 
 
 def parse_rows(kind: str, rows: Iterable[dict[str, str | None]], clinics: Directory) -> Iterator[Event | list[RowError]]:
+    def region(clinic_id: str) -> str | None:
+        clinic = clinics.get(clinic_id)
+        return clinic_region(clinic.phone) if clinic else None
+
+    first_row: dict[str, int] = {}  # id -> the row that had it first
+    id_column = ID_COLUMN[kind]
     for number, row in enumerate(rows, start=1):
         try:
-            event = row_event(kind, row)
+            event = row_event(kind, row, region)
         except ValidationError as exc:
             yield [RowError(number, r["field"] or "row", r["error"]) for r in validation_reasons(exc)]
             continue
         if event.clinic_id not in clinics:
             yield [RowError(number, "clinic_id", f"unknown clinic {event.clinic_id!r} (not in the clinics file)")]
             continue
+        row_id = getattr(event, id_column)
+        if row_id in first_row:
+            yield [RowError(number, id_column, f"duplicate {row_id!r}, first in row {first_row[row_id]}; not published")]
+            continue
+        first_row[row_id] = number
         yield event
 
 
@@ -121,7 +211,35 @@ def parse_file(kind: str, rows: list[dict[str, str | None]], clinics: Directory,
 # --- the edge: publishing -------------------------------------------------------------
 
 
-async def publish(bootstrap: str, topic: str, partitions: int, events: list[Event]) -> None:
+class Progress:
+    """``published 1,200 of 5,000 rows  850 rows/s  ETA 4s`` on stderr: redrawn in place on a
+    terminal, once a second otherwise (and once at the end)."""
+
+    def __init__(self, total: int, stream=None, clock: Callable[[], float] = time.monotonic) -> None:  # noqa: ANN001
+        self.total, self.done = total, 0
+        self._stream = stream or sys.stderr
+        self._clock = clock
+        self._started = self._shown = clock()
+        self._tty = getattr(self._stream, "isatty", lambda: False)()
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        now = self._clock()
+        if self._tty or now - self._shown >= 1.0 or self.done >= self.total:
+            self._shown = now
+            end = "\n" if self.done >= self.total or not self._tty else ""
+            print(("\r" if self._tty else "") + progress_line(self.done, self.total, now - self._started),
+                  end=end, file=self._stream, flush=True)
+
+
+def progress_line(done: int, total: int, elapsed: float) -> str:
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = f"ETA {(total - done) / rate:.0f}s" if rate and done < total else "done" if done >= total else "ETA –"
+    return f"published {done:,} of {total:,} rows  {rate:,.0f} rows/s  {eta}"
+
+
+async def publish(bootstrap: str, topic: str, partitions: int, events: list[Event],
+                  progress: Progress | None = None, chunk: int = 500) -> None:
     from aiokafka import AIOKafkaProducer
 
     from shared.broker import ensure_topics
@@ -130,23 +248,33 @@ async def publish(bootstrap: str, topic: str, partitions: int, events: list[Even
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
-        sent = [await producer.send(topic, encode(e), key=e.patient_id.encode()) for e in events]
-        await asyncio.gather(*sent)
+        for start in range(0, len(events), chunk):
+            batch = events[start:start + chunk]
+            sent = [await producer.send(topic, encode(e), key=e.patient_id.encode()) for e in batch]
+            await asyncio.gather(*sent)  # acknowledged by the broker before it counts as published
+            if progress:
+                progress.advance(len(batch))
     finally:
         await producer.stop()
 
 
-def run_import(kind: str, path: Path, settings, clinics: Directory, *, dry_run: bool = False) -> int:  # noqa: ANN001
+def run_import(kind: str, path: Path, settings, clinics: Directory, *, dry_run: bool = False,  # noqa: ANN001
+               bootstrap: str | None = None, encoding: str | None = None) -> int:
     """The command: 0 when every row was published, 1 when some were invalid, 2 when none could be."""
-    if not dry_run and not settings.kafka_bootstrap_servers:
-        click.echo("cyclecare import: KAFKA_BOOTSTRAP_SERVERS is not set; point it at the Kafka cluster "
-                   "(host:port[,host:port]) or use --dry-run to only validate the file", err=True)
+    bootstrap = bootstrap or settings.kafka_bootstrap_servers
+    if not dry_run and not bootstrap:
+        click.echo("cyclecare import: KAFKA_BOOTSTRAP_SERVERS is not set and no `cyclecare run` is up here "
+                   f"(no live broker named in {settings.data_dir}/embedded-broker); point it at the Kafka "
+                   "cluster (host:port[,host:port]) or use --dry-run to only validate the file", err=True)
         return 2
     try:
-        rows = read_rows(path, kind)
+        source = read_text(path, encoding)
+        rows = rows_of(source, kind, str(path))
     except ImportFileError as exc:
         click.echo(f"cyclecare import: {exc}", err=True)
         return 2
+    if source.encoding != "utf-8-sig" or source.delimiter != ",":
+        click.echo(f"read {path.name} as {source.encoding}, separated by {source.delimiter!r}", err=True)
     with click.progressbar(rows, label=f"validating {len(rows)} {kind}", file=click.get_text_stream("stderr")) as bar:
         parsed = parse_file(kind, rows, clinics, bar)
     for error in parsed.errors:
@@ -154,7 +282,7 @@ def run_import(kind: str, path: Path, settings, clinics: Directory, *, dry_run: 
     bad_rows = len({e.row for e in parsed.errors})
     if parsed.events and not dry_run:
         topic = Topics(settings.topic_namespace).name(kind)
-        asyncio.run(publish(settings.kafka_bootstrap_servers, topic, settings.partitions, parsed.events))
+        asyncio.run(publish(bootstrap, topic, settings.partitions, parsed.events, Progress(len(parsed.events))))
     verb = "valid (dry run, nothing published)" if dry_run else "published"
     click.echo(f"{len(parsed.events)} of {parsed.rows} {kind} {verb}; {bad_rows} invalid row(s)")
     return 1 if bad_rows else 0

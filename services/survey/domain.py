@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shared.reasons import reason_label
 from shared.events import (
     CheckinCompleted,
     CheckinDue,
@@ -182,7 +183,7 @@ def red_flag_escalation(file: PatientFile, text: str, sid: str, red_flags: tuple
         evidence["findings"] = why
     return [
         ("outbound", _ask(file, "safety_reply", sid, urgent=True)),
-        ("alerts", _alert(file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(reasons)}.", now, evidence, cause=sid)),
+        ("alerts", _alert(file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(map(reason_label, reasons))}.", now, evidence, cause=sid)),
     ]
 
 
@@ -330,7 +331,7 @@ def effects_severity(reply: Reply) -> Severity | None:
 
 
 def _describe(reply: Reply) -> list[str]:
-    return [f"{e.reason}{f' ({e.severity})' if e.severity else ''}" for e in reply.effects or ()]
+    return [f"{reason_label(e.reason)}{f' ({e.severity})' if e.severity else ''}" for e in reply.effects or ()]
 
 
 def _next(file: PatientFile, conversation: Conversation, question: Question, answers: dict, text: str) -> Outcome:

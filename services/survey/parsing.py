@@ -116,6 +116,7 @@ class AnswerWords(_Strict):
     no_phrases: Words
     denials: Words
     openers: Words
+    unsure: tuple[str, ...] = ()
     reach: int = Field(ge=1, le=6)
 
 
@@ -129,12 +130,27 @@ class EffectPhrases(_Strict):
     phrases: Words
 
 
+class NetSites(_Strict):
+    sites: Words
+    trouble: tuple[str, ...] = ()
+
+
+class SafetyNet(_Strict):
+    trouble: Words
+    sites: dict[RedFlagCode, NetSites]
+    whole_body: Words
+
+
 class NegationWords(_Strict):
     cues: Words
     ability: Words
     inability: Words
     reassurance: Words
     trouble: Words
+    unreassuring_before: tuple[str, ...] = ()
+    unreassuring_after: tuple[str, ...] = ()
+    never: tuple[str, ...] = ()
+    compared: tuple[str, ...] = ()
 
 
 class ContextWords(_Strict):
@@ -176,6 +192,7 @@ class SeverityWords(_Strict):
     reach: int = Field(ge=1, le=5)
     mild: Words
     severe: Words
+    every_one: tuple[str, ...] = ()
     mild_phrases: tuple[str, ...] = ()
     severe_phrases: tuple[str, ...] = ()
 
@@ -186,6 +203,7 @@ class Vocabulary(_Strict):
     answers: AnswerWords
     red_flags: dict[RedFlagCode, SymptomPhrases]
     effects: dict[int, EffectPhrases]
+    safety_net: SafetyNet
     negation: NegationWords
     context: ContextWords
     clauses: ClauseWords
@@ -217,12 +235,13 @@ _TOKEN = re.compile(
     r"|(?P<emoji>[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff])"
     r"|(?P<stop>[.;!\n]+)"
     r"|(?P<question>[?]+)"
+    r"|(?P<opening>[\u00bf])"
     r"|(?P<comma>[,:\-()]+)"
 )
 _REPEATS = re.compile(r"(.)\1+")
 _LONG_REPEATS = re.compile(r"(.)\1{2,}")
 
-TokenKind = Literal["number", "word", "emoji", "stop", "question", "comma"]
+TokenKind = Literal["number", "word", "emoji", "stop", "question", "opening", "comma"]
 
 
 @dataclass(frozen=True)
@@ -277,6 +296,7 @@ class Phrase:
     kind: Literal["red_flag", "effect"]
     slots: tuple[Slot, ...]
     source: str  # the entry as written in the vocabulary
+    net: bool = False  # a safety-net pairing (a site and a trouble word), not a lexicon phrase
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -308,8 +328,11 @@ class Lexicon:
     no_phrases: tuple[tuple[str, ...], ...]
     denials: tuple[tuple[str, ...], ...]
     openers: frozenset[str]
+    unsure_openers: tuple[tuple[str, ...], ...]
     answer_reach: int
     by_head: dict[str, tuple[Phrase, ...]]
+    sites: tuple[Alternative, ...]
+    whole_body: frozenset[str]
     not_symptom: tuple[Phrase, ...]
     effect_reasons: dict[int, EffectReason]
     cues: frozenset[str]
@@ -317,6 +340,10 @@ class Lexicon:
     inability: frozenset[str]
     reassurance: frozenset[str]
     trouble: frozenset[str]
+    unreassuring_before: frozenset[str]
+    unreassuring_after: frozenset[str]
+    never: frozenset[str]
+    compared: tuple[tuple[str, ...], ...]
     self_words: frozenset[str]
     others: frozenset[str]
     question_openers: frozenset[str]
@@ -348,6 +375,7 @@ class Lexicon:
     mild_phrases: tuple[tuple[str, ...], ...]
     severe_phrases: tuple[tuple[str, ...], ...]
     severity_reach: int
+    every_one: frozenset[str]
 
 
 def _normalised(words: Sequence[str]) -> frozenset[str]:
@@ -375,8 +403,11 @@ def lexicon() -> Lexicon:
         no_phrases=_phrases(vocab.answers.no_phrases),
         denials=_phrases(vocab.answers.denials),
         openers=_squeezed_set(vocab.answers.openers),
+        unsure_openers=_phrases(vocab.answers.unsure),
         answer_reach=vocab.answers.reach,
         by_head=_index_by_head(_all_phrases(vocab)),
+        sites=tuple(alt for entry in vocab.safety_net.sites.values() for alt in _compile_slot(normalise("|".join(entry.sites))) or ()),
+        whole_body=_normalised(vocab.safety_net.whole_body),
         not_symptom=tuple(_compile_phrase(code, "red_flag", phrase)
                           for code in RED_FLAG_CODES for phrase in vocab.red_flags[code].not_symptom),
         effect_reasons={code: entry.reason for code, entry in vocab.effects.items()},
@@ -385,6 +416,10 @@ def lexicon() -> Lexicon:
         inability=_normalised(vocab.negation.inability),
         reassurance=_normalised(vocab.negation.reassurance),
         trouble=_normalised(vocab.negation.trouble),
+        unreassuring_before=_normalised(vocab.negation.unreassuring_before),
+        unreassuring_after=_normalised(vocab.negation.unreassuring_after),
+        never=_normalised(vocab.negation.never),
+        compared=_phrases(vocab.negation.compared),
         self_words=_normalised(vocab.context.self),
         others=_normalised(vocab.context.others),
         question_openers=_normalised(vocab.context.question_openers),
@@ -417,6 +452,7 @@ def lexicon() -> Lexicon:
         mild_phrases=_phrases(vocab.severity.mild_phrases),
         severe_phrases=_phrases(vocab.severity.severe_phrases),
         severity_reach=vocab.severity.reach,
+        every_one=_normalised(vocab.severity.every_one),
     )
 
 
@@ -430,7 +466,18 @@ def _all_phrases(vocab: Vocabulary) -> list[Phrase]:
                  for code in RED_FLAG_CODES for phrase in vocab.red_flags[code].phrases]
     effects = [_compile_phrase(entry.reason, "effect", phrase)
                for entry in vocab.effects.values() for phrase in entry.phrases]
-    return red_flags + effects
+    return red_flags + effects + _safety_net_phrases(vocab.safety_net)
+
+
+def _safety_net_phrases(net: SafetyNet) -> list[Phrase]:
+    """Each red flag's sites paired with the trouble words, in either order."""
+    phrases = []
+    for code, entry in net.sites.items():
+        sites, trouble = "|".join(entry.sites), "|".join((*net.trouble, *entry.trouble))
+        for phrase in (f"{sites} {GAP} {trouble}", f"{trouble} {GAP} {sites}"):
+            compiled = _compile_phrase(code, "red_flag", phrase)
+            phrases.append(Phrase(code, "red_flag", compiled.slots, f"safety net: a {code} site with a trouble word", net=True))
+    return phrases
 
 
 def _index_by_head(phrases: Sequence[Phrase]) -> dict[str, tuple[Phrase, ...]]:
@@ -471,14 +518,18 @@ def _sentences(tokens: Sequence[Token], lex: Lexicon) -> Iterator[list[list[str]
     "?" and ":" of "Swallowing? No." and "Breathing: fine"). A question about a symptom
     ("is blurry vision a side effect?") is dropped: it is not a report."""
     segments: list[list[str]] = [[]]
+    opened = False  # a Spanish "¿" opened the question
     for token in tokens:
-        if token.kind == "stop" or token.text in lex.breaks:
+        if token.kind == "opening":
+            opened = True
+        elif token.kind == "stop" or token.text in lex.breaks:
             yield segments
-            segments = [[]]
+            segments, opened = [[]], False
         elif token.kind == "question":
-            if _is_question(segments[-1], lex):
+            if _is_question(segments[-1], lex, opened):
                 segments[-1] = []
             segments.append([])
+            opened = False
         elif token.kind == "comma":
             segments.append([])
         elif token.kind in ("word", "number"):
@@ -486,10 +537,10 @@ def _sentences(tokens: Sequence[Token], lex: Lexicon) -> Iterator[list[list[str]
     yield segments
 
 
-def _is_question(words: Sequence[str], lex: Lexicon) -> bool:
+def _is_question(words: Sequence[str], lex: Lexicon, opened: bool = False) -> bool:
     """ "can this cause trouble swallowing?" asks; "is it normal that I can't swallow?"
     reports (the patient speaks of themself, not of an "if")."""
-    if not words or words[0] not in lex.question_openers:
+    if not words or not (opened or words[0] in lex.question_openers):
         return False
     about_me = any(word in lex.self_words for word in words)
     return not about_me or any(word in lex.hypothetical for word in words)
@@ -537,14 +588,25 @@ def _ends_with_symptom(words: tuple[str, ...], lex: Lexicon) -> bool:
     last = len(words) - 1
     while last >= 0 and words[last] in lex.fillers and last not in covered:
         last -= 1
-    return last in covered
+    return last in covered or (last >= 0 and _is_site(words[last], lex))
 
 
 def _is_symptom_list(words: tuple[str, ...], lex: Lexicon) -> bool:
     if any(word in lex.predicates for word in words):
         return False  # "speaking is hard" is a statement of its own, not an item of a list
     covered = _covered(_mentions(words))
-    return bool(covered) and all(i in covered or w in lex.joiners or w in lex.fillers for i, w in enumerate(words))
+    return bool(covered) and all(i in covered or w in lex.joiners or w in lex.fillers or _is_site(w, lex)
+                                 for i, w in enumerate(words))
+
+
+def _is_site(word: str, lex: Lexicon) -> bool:
+    """A body function or site named as a list item ("nothing with my eyes, voice or breathing")."""
+    return _site_word(word, lex.sites)
+
+
+@functools.lru_cache(maxsize=8192)
+def _site_word(word: str, sites: tuple[Alternative, ...]) -> bool:
+    return any(word == alt.text or (alt.is_stem and word.startswith(alt.text)) for alt in sites)
 
 
 def _covered(mentions: Sequence[Mention]) -> set[int]:
@@ -566,16 +628,33 @@ def _mentions(words: tuple[str, ...]) -> tuple[Mention, ...]:
         if (end := _match_at(phrase.slots, words, start, lex.rules)) is not None
         and not (phrase.kind == "red_flag" and _is_not_symptom(phrase.code, words, start, lex))
     ]
-    unique = list({(m.code, m.start, m.end): m for m in found}.values())
-    return tuple(m for m in unique if not any(_gives_way(m, o) for o in unique))
+    first: dict[tuple[str, int, int], Mention] = {}
+    for m in found:
+        first.setdefault((m.code, m.start, m.end), m)  # a lexicon phrase before the safety net's pairing
+    unique = list(first.values())
+    # only overlapping mentions can give way to each other: compare neighbours, not all pairs
+    by_start: dict[int, list[Mention]] = {}
+    for m in unique:
+        by_start.setdefault(m.start, []).append(m)
+    reach = max((m.end - m.start for m in unique), default=0)
+    return tuple(m for m in unique if not any(
+        _gives_way(m, o) for start in range(max(0, m.start - reach), m.end) for o in by_start.get(start, ())))
 
 
 def _gives_way(mention: Mention, other: Mention) -> bool:
     """ "vision" inside "double vision" gives way to it; a red flag inside a common effect
     ("feels weak" inside "my face feels weak") gives way to the effect."""
     inside = other.start <= mention.start and mention.end <= other.end
+    if other.phrase.net != mention.phrase.net:
+        # the safety net only reaches what no lexicon phrase read: it never displaces one
+        overlap = mention.start < other.end and other.start < mention.end
+        return mention.phrase.net and overlap
     if mention.phrase.kind == other.phrase.kind:
-        return other.covers(mention)
+        # "vision" in "double vision", "ahog*" heading "ahogo cuando tomo agua", "got weak"
+        # ending "voice got weak"; not the "tragar" inside "me cuesta tragar y hablar", a
+        # symptom of its own
+        shares_an_end = mention.start == other.start or mention.end == other.end
+        return other.covers(mention) and (mention.code == other.code or shares_an_end)
     return inside and mention.phrase.kind == "red_flag" and (other.start, other.end) != (mention.start, mention.end)
 
 
@@ -594,9 +673,23 @@ def _match_at(slots: Sequence[Slot], words: Sequence[str], start: int, rules: Ma
     head, rest = slots[0], slots[1:]
     if head is None:
         return _match_after_gap(rest, words, start, rules)
-    if start < len(words) and any(_fits(words[start], alt.text, alt.is_stem, rules) for alt in head):
+    if start < len(words) and _slot_fits(words[start], head, rules):
         return _match_at(rest, words, start + 1, rules)
     return None
+
+
+_SLOT_FITS: dict[tuple[str, int], bool] = {}
+
+
+def _slot_fits(word: str, slot: tuple[Alternative, ...], rules: MatchingRules) -> bool:
+    """Whether ``word`` fits one of the slot's alternatives; remembered per word and slot
+    (the slots live as long as the lexicon), so a long reply pays each look-up once."""
+    key = (word, id(slot))
+    if (known := _SLOT_FITS.get(key)) is None:
+        if len(_SLOT_FITS) > 200_000:
+            _SLOT_FITS.clear()
+        known = _SLOT_FITS[key] = any(_fits(word, alt.text, alt.is_stem, rules) for alt in slot)
+    return known
 
 
 def _match_after_gap(slots: Sequence[Slot], words: Sequence[str], start: int, rules: MatchingRules) -> int | None:
@@ -643,6 +736,8 @@ def _thumb_slip(a: str, b: str) -> bool:
 def _read_mentions(clause: tuple[str, ...], lex: Lexicon) -> list[tuple[Mention, Decision, str]]:
     mentions = _mentions(clause)
     covered = _covered(mentions)
+    if any(m.code == "muscle_weakness" for m in mentions) and not set(clause) & lex.whole_body:
+        mentions = tuple(m for m in mentions if m.code != "generalized_weakness")  # "my forehead feels heavy and weak"
     return [(mention, *_decide(clause, mention, covered, lex)) for mention in mentions]
 
 
@@ -653,6 +748,8 @@ def _decide(words: Sequence[str], mention: Mention, covered: set[int], lex: Lexi
     if (other := _someone_else(words, mention, lex)) is not None:
         return "someone_else", f"about someone else ('{other}')"
     inside = set(words[mention.start : mention.end])
+    if mention.phrase.net and (cue := _cue_between(words, mention, lex)) is not None:
+        return "negated", f"{mention.phrase.source}, negated by '{cue}'"
     if inside & (lex.cues | lex.inability) and not _negated_from_outside(words, mention, lex):
         return "reported", f"lexicon '{mention.phrase.source}' (its own negation)"
     before = _words_before(words, mention, covered, lex)
@@ -660,12 +757,23 @@ def _decide(words: Sequence[str], mention: Mention, covered: set[int], lex: Lexi
     if signals & lex.inability or (signals & lex.cues and signals & lex.ability):
         return "reported", f"lexicon '{mention.phrase.source}', inability"
     cue = next((w for w in before if w in lex.cues), None)
+    if cue in lex.never and (pseudo := _find_phrase(tuple(words), lex.compared)) is not None:
+        return "reported", f"lexicon '{mention.phrase.source}', never ... '{' '.join(pseudo)}' compares, it does not deny"
     reassured = _reassured_after(words, mention, covered, lex)
     if cue is not None and not reassured:
         return "negated", f"negated by '{cue}'"
     if cue is None and reassured:
         return "negated", "reassured after ('fine', 'no problem')"
     return "reported", f"lexicon '{mention.phrase.source}'"
+
+
+def _cue_between(words: Sequence[str], mention: Mention, lex: Lexicon) -> str | None:
+    """ "throat is fine, no trouble", "tragar no me cuesta": a negation between the site and
+    its trouble word denies it, unless it negates an ability ("tragar, no puedo")."""
+    between = words[mention.start + 1 : mention.end - 1]
+    if set(between) & (lex.ability | lex.inability):
+        return None
+    return next((w for w in between if w in lex.cues), None)
 
 
 def _negated_from_outside(words: Sequence[str], mention: Mention, lex: Lexicon) -> bool:
@@ -675,11 +783,14 @@ def _negated_from_outside(words: Sequence[str], mention: Mention, lex: Lexicon) 
 
 
 def _someone_else(words: Sequence[str], mention: Mention, lex: Lexicon) -> str | None:
-    """The nearest person before the symptom in its clause: "my mom has blurry vision"."""
+    """The nearest person before the symptom in its clause: "my mom has blurry vision"; a
+    first-person verb in the symptom itself keeps it the patient's ("mi esposo dice que hablo raro")."""
+    if any(word in lex.self_words for word in words[mention.start : mention.end]):
+        return None
     for word in reversed(words[: mention.start]):
         if word in lex.self_words:
             return None
-        if word in lex.others:
+        if word in lex.others or word.removesuffix("'s") in lex.others:  # "my husband's legs"
             return word
     return None
 
@@ -689,8 +800,8 @@ def _words_before(words: Sequence[str], mention: Mention, covered: set[int], lex
     picked: list[str] = []
     for i in range(mention.start - 1, -1, -1):
         word = words[i]
-        if i in covered or (word in lex.fillers and word not in lex.cues):
-            continue
+        if i in covered or (word in lex.fillers and word not in lex.cues) or _is_site(word, lex):
+            continue  # another symptom of the list, or a body function named in it ("my eyes, voice or breathing")
         if word in lex.joiners and word not in lex.cues:
             if _symptom_before(words, i, covered, lex):
                 continue  # "no choking or any blurry eyes": the list goes on
@@ -705,7 +816,7 @@ def _symptom_before(words: Sequence[str], joiner: int, covered: set[int], lex: L
     i = joiner - 1
     while i >= 0 and words[i] in lex.fillers and i not in covered:
         i -= 1
-    return i in covered
+    return i in covered or (i >= 0 and _is_site(words[i], lex))
 
 
 def _reassured_after(words: Sequence[str], mention: Mention, covered: set[int], lex: Lexicon) -> bool:
@@ -723,10 +834,17 @@ def _reassured_after(words: Sequence[str], mention: Mention, covered: set[int], 
         if word in lex.cues:
             negated = True
         elif word in lex.reassurance:
-            return not negated
+            return not negated and not _undone(words, i, lex)
         elif word in lex.trouble:
             return negated
     return _ends_with_a_bare_no(words, mention)
+
+
+def _undone(words: Sequence[str], i: int, lex: Lexicon) -> bool:
+    """ "worse than normal", "winded so easy", "bien feo": the reassuring word reassures nothing."""
+    before = words[i - 1] if i > 0 else None
+    after = words[i + 1] if i + 1 < len(words) else None
+    return before in lex.unreassuring_before or after in lex.unreassuring_after
 
 
 def _ends_with_a_bare_no(words: Sequence[str], mention: Mention) -> bool:
@@ -791,6 +909,9 @@ def _read_yes_no(tokens: Sequence[Token], reading: Reading, lex: Lexicon) -> tup
     words = [t.text for t in opening if t.kind != "emoji"]
     while words and _squeezed(words[0]) in lex.openers:
         words = words[1:]
+    unsure = next((u for u in lex.unsure_openers if tuple(words[: len(u)]) == u), None)
+    if unsure is not None:
+        words = words[len(unsure):]  # "no sé, puede": the "no" of "no sé" is not an answer
     said = _polarity([_squeezed(word) for word in words[:2]], lex)
     if said is not None:
         return said, Finding(code="yes" if said else "no", span=" ".join(words[:2]), rule="opening words", decision="answer")
@@ -955,7 +1076,16 @@ def _effects_by_number(words: Sequence[str], lex: Lexicon) -> tuple[Effect, ...]
         return ()
     if not codes <= set(lex.effect_reasons):
         return None
-    return _merged(_effect(words, mentions, i, lex) for i in range(len(mentions)))
+    return _for_every_one(words, _merged(_effect(words, mentions, i, lex) for i in range(len(mentions))), lex)
+
+
+def _for_every_one(words: Sequence[str], effects: tuple[Effect, ...], lex: Lexicon) -> tuple[Effect, ...]:
+    """ "1 and 3, both mild": one severity said for all of them applies to each."""
+    said = {e.severity for e in effects} - {None}
+    if len(said) != 1 or not set(words) & lex.every_one:
+        return effects
+    severity = said.pop()
+    return tuple(e.model_copy(update={"severity": e.severity or severity}) for e in effects)
 
 
 def _is_article(words: Sequence[str], mention: NumberMention, lex: Lexicon) -> bool:

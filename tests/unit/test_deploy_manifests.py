@@ -72,7 +72,8 @@ def docs_of(overlay: str, *kinds: str) -> list[dict[str, Any]]:
 
 
 def workloads(overlay: str) -> list[dict[str, Any]]:
-    return docs_of(overlay, *WORKLOAD_KINDS)
+    """The Faust workers (the portal and its database are checked on their own, below)."""
+    return [d for d in docs_of(overlay, *WORKLOAD_KINDS) if d["metadata"]["labels"]["app.kubernetes.io/name"] == "cyclecare"]
 
 
 def settings(overlay: str) -> dict[str, str]:
@@ -242,7 +243,7 @@ def check_rule(rule: dict[str, Any]) -> None:
 def test_each_overlay_renders_the_whole_deployment(overlay: str) -> None:
     kinds = [d["kind"] for d in render(overlay)]
     assert sorted(component(w) for w in workloads(overlay)) == sorted(SERVICES)
-    assert kinds.count("PodDisruptionBudget") == 3 and kinds.count("ScaledObject") == 3
+    assert kinds.count("PodDisruptionBudget") == 4 and kinds.count("ScaledObject") == 3  # the portal's budget too
     assert {"Namespace", "Ingress", "NetworkPolicy", "ServiceAccount"} <= set(kinds)
     assert {t for t in topic_partitions(overlay)} == set(Topics().all())
     for doc in render(overlay):
@@ -296,7 +297,8 @@ def test_scaling_stays_within_the_partitions(overlay: str) -> None:
 
 
 def test_each_service_has_a_disruption_budget(overlay: str) -> None:
-    budgets = {component(p): p["spec"] for p in docs_of(overlay, "PodDisruptionBudget")}
+    budgets = {component(p): p["spec"] for p in docs_of(overlay, "PodDisruptionBudget")
+               if p["metadata"]["labels"]["app.kubernetes.io/name"] == "cyclecare"}
     assert set(budgets) == set(SERVICES)
     for svc, spec in budgets.items():
         assert spec["selector"]["matchLabels"]["app.kubernetes.io/component"] == svc
@@ -566,3 +568,31 @@ def test_image_is_multi_stage_slim_non_root_and_checks_its_health() -> None:
                 if line.strip() and not line.startswith("#")]
     assert patterns[0] == "*", ".dockerignore allow-lists what the build needs"
     assert not {"!tests/", "!tests", "!.venv", "!.git"} & set(patterns)
+
+
+def test_compose_runs_the_portal_on_postgresql_after_kafka_and_the_database() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    portal = services["portal"]
+    assert portal["command"] == ["worker", "portal"]
+    assert portal["environment"]["CYCLECARE_DATABASE_URL"].startswith("postgresql+asyncpg://cyclecare:")
+    assert set(portal["environment"]) <= env_var_names()
+    assert portal["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert portal["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["postgres"]
+
+
+def test_each_overlay_runs_the_portal_hardened_on_postgresql_reachable_only_inside(overlay: str) -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in render(overlay)}
+    portal = docs[("Deployment", "cyclecare-portal")]
+    check_hardened(portal)
+    (container,) = portal["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["worker", "portal"]
+    assert {v["name"] for v in container["env"]} <= env_var_names()
+    (database_url,) = [v for v in container["env"] if v["name"] == "CYCLECARE_DATABASE_URL"]
+    assert database_url["valueFrom"]["secretKeyRef"]["name"] == "cyclecare-credentials"
+    assert docs[("Service", "cyclecare-portal")]["spec"]["type"] == "ClusterIP"
+    assert ("StatefulSet", "cyclecare-postgres") in docs and ("Service", "cyclecare-postgres") in docs
+    database_policy = docs[("NetworkPolicy", "cyclecare-postgres")]["spec"]
+    assert database_policy["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "cyclecare-portal"}}}]
+    (ingress,) = docs_of(overlay, "Ingress")
+    assert "cyclecare-portal" not in str(ingress), "the portal is not on the webhooks' public host"

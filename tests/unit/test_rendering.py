@@ -194,7 +194,7 @@ def test_an_alert_sms_fits_two_segments_for_every_severity(severity: str, langua
 
 def test_an_alert_email_shows_patient_summary_reasons_and_evidence() -> None:
     rendered = render("alert", "email", "en", sample("alert", "en"))
-    for fact in ("URGENT", "Maria", "MRN-0042917", "trouble swallowing", "dysphagia", "2025-03-14 09:12 PDT",
+    for fact in ("URGENT", "Maria", "MRN-0042917", "trouble swallowing", "new trouble breathing", "2025-03-14 09:12 PDT",
                  "yes hard to swallow since yesterday"):
         assert fact in rendered.text
     assert "Maria" not in (rendered.subject or ""), "the subject line carries the reference only"

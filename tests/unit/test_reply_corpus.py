@@ -1,7 +1,9 @@
 """The clinical floor on the labelled corpus (tests/data/replies): every urgent report is
 caught, the severity is right for at least 95% of side-effect replies, headache numbers for
 at least 98%, and no governed negation is escalated. The frozen test part was written with
-the development part, before the lexicon was tuned, and evaluated once at the end."""
+the development part, before the lexicon was tuned, and evaluated once at the end; the blind
+part was written by a second author who had not read the reader (its first figures are in
+tests/data/replies/BLIND_FIRST_RUN.md), then the reader was generalised by kind."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 from bench.replies.scoring import load, score
 
 
-@pytest.fixture(scope="module", params=["dev", "test", "holdout"])
+@pytest.fixture(scope="module", params=["dev", "test", "holdout", "blind"])
 def scored(request: pytest.FixtureRequest):
     return request.param, score(load(request.param))
 
@@ -21,6 +23,14 @@ def test_the_corpus_has_at_least_800_replies_in_english_and_spanish() -> None:
     assert {row["lang"] for row in rows} == {"en", "es"}
     shared = {row["text"] for row in load("dev")} & {row["text"] for row in load("test")}
     assert all(len(text) <= 3 for text in shared), shared  # the parts share no phrasing, only a bare "10"
+
+
+def test_the_blind_part_has_400_replies_a_third_in_spanish_half_of_them_urgent() -> None:
+    rows = load("blind")
+    assert len(rows) >= 400
+    assert sum(row["lang"] == "es" for row in rows) / len(rows) >= 0.33
+    urgent = sum(row["severity"] == "urgent" for row in rows)
+    assert 0.4 <= urgent / len(rows) <= 0.6
 
 
 def test_every_urgent_report_is_caught(scored) -> None:

@@ -1,0 +1,102 @@
+"""The projection's Kafka edge: read the contract topics in batches, write each batch in
+one transaction, and only then commit the offsets. A batch that fails to write is read
+again (nothing acknowledged); a record that is not an event goes to the dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from shared import metrics
+from shared.codec import DecodeError, dead_letter, decode
+from shared.events import Event
+from shared.topics import Topics
+from services.portal.store import Projection
+
+log = logging.getLogger(__name__)
+SERVICE = "portal"
+MAX_BACKOFF = 30.0
+
+
+def projected_topics(topics: Topics) -> list[str]:
+    return [topics.patients, topics.treatments, topics.due, topics.deliveries, topics.checkins,
+            topics.alerts, topics.alert_actions, topics.consent]
+
+
+class ProjectionConsumer:
+    def __init__(self, bootstrap: str, topics: Topics, group_id: str, projection: Projection,
+                 producer: AIOKafkaProducer, fetch_max_wait_ms: int = 100) -> None:
+        self.topics = topics
+        self.projection = projection
+        self.producer = producer
+        self.consumer = AIOKafkaConsumer(
+            *projected_topics(topics), bootstrap_servers=bootstrap, group_id=group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms,
+            max_poll_records=2000, metadata_max_age_ms=5000,
+        )
+        self.projected = 0
+        self._failures = 0
+
+    async def start(self) -> None:
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    def ready(self) -> bool:
+        return bool(self.consumer.assignment())
+
+    async def run(self, idle_exit: float | None = None) -> None:
+        """Project until cancelled, or until nothing came for ``idle_exit`` seconds (a rebuild)."""
+        loop = asyncio.get_running_loop()
+        last_record = loop.time()
+        while idle_exit is None or loop.time() - last_record < idle_exit or not self.consumer.assignment():
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
+            if batch:
+                last_record = loop.time()
+                await self.project(batch)
+
+    async def project(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        events: list[Event] = []
+        for records in batch.values():
+            for record in records:
+                metrics.CONSUMED.labels(SERVICE, record.topic).inc()
+                try:
+                    events.append(decode(record.value))
+                except DecodeError as exc:
+                    await self._dead_letter(record, str(exc))
+        try:
+            self.projected += await self.projection.apply(events)
+        except Exception:
+            await self._retry_later(batch)
+            return
+        self._failures = 0
+        try:
+            await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        except KafkaError as exc:  # a rebalance took the partitions: their next owner reads the batch again
+            log.warning("portal: offsets not committed (%s); the batch will be read again, which changes nothing", type(exc).__name__)
+
+    async def _retry_later(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        self._failures += 1
+        delay = min(MAX_BACKOFF, 0.2 * 2 ** self._failures)
+        log.exception("portal: writing %s records failed; reading them again in %.1fs",
+                      sum(len(r) for r in batch.values()), delay)
+        for tp, records in batch.items():
+            self.consumer.seek(tp, records[0].offset)
+        await asyncio.sleep(delay)
+
+    async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:
+        metrics.FAILED.labels(SERVICE, record.topic).inc()
+        log.warning("dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, error)
+        value = dead_letter(record.value, topic=record.topic, partition=record.partition, offset=record.offset,
+                            error=error, service=SERVICE)
+        await self.producer.send_and_wait(self.topics.dlq, value, key=record.key)
+
+
+def group_id(topics: Topics, generation: str) -> str:
+    """A rebuild starts a new generation: a new consumer group that reads from the beginning."""
+    return f"{topics.namespace}-portal-g{generation}"
