@@ -12,7 +12,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 URGENT, ROUTINE = 0, 1
 
@@ -42,8 +42,11 @@ class TokenBucket:
 class PriorityGate:
     """Grants the bucket's tokens to waiters, lowest priority number first, FIFO within one."""
 
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._clock, self._sleep = clock, sleep
         self._bucket = TokenBucket(rate, burst, clock())
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
@@ -66,7 +69,7 @@ class PriorityGate:
         while self._waiting:
             wait = self._bucket.try_take(self._clock())
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
                 continue
             _, _, future = heapq.heappop(self._waiting)
             if future.cancelled():  # its sender gave up (shutdown): the token is simply spent

@@ -12,6 +12,7 @@ from shared.events import (
     ClinicianAlert,
     ConsentChanged,
     MessageDelivered,
+    MessageFailed,
     MessageSent,
     MessageSuppressed,
     OutboundRequested,
@@ -76,6 +77,20 @@ async def test_a_429_then_a_500_then_success_sends_exactly_once(start_worker, pu
     assert [e.message_key for e in sent(deliveries, topics.deliveries)].count("due-p-ana-1:booking_reminder") == 1
 
 
+async def test_a_twilio_outage_longer_than_the_old_retry_window_loses_no_message(start_worker, publisher, topics, watch, fake_twilio):
+    """Six 500s in a row (the old limit gave up after six attempts, ~16-31 s): the reminder
+    is still retried and sent once the provider recovers."""
+    await start_worker("notifier")
+    deliveries = await watch(topics.deliveries)
+    await enrolled(publisher, topics, fake_twilio)
+    fake_twilio.fail_next(*["500"] * 6)
+    await publisher.send(topics.due, "p-ana", reminder(1))
+    await eventually(lambda: len(fake_twilio.to(PHONE)) >= 2, timeout=90, what="the reminder after the outage")
+    await eventually(lambda: len(sent(deliveries, topics.deliveries)) >= 2, what="message.sent")
+    assert fake_twilio.requests == 1 + 6 + 1  # first reminder, six 500s, success
+    assert not [e for e in deliveries.events(topics.deliveries) if isinstance(e, MessageFailed)]
+
+
 async def test_an_unsubscribed_21610_records_the_opt_out_and_stops_further_sms(start_worker, publisher, topics, watch, fake_twilio):
     notifier = await start_worker("notifier")
     watcher = await watch(topics.consent, topics.deliveries)
@@ -86,12 +101,17 @@ async def test_an_unsubscribed_21610_records_the_opt_out_and_stops_further_sms(s
                                  what="the opt-out on the consent topic")
     assert (opt_out.patient_id, opt_out.channel, opt_out.granted, opt_out.source) == ("p-ana", "sms", False, "provider_21610")
 
+    await eventually(lambda: [e for e in watcher.events(topics.deliveries)
+                              if isinstance(e, MessageFailed) and e.message_key == "due-p-ana-1:booking_reminder"],
+                     what="the refused reminder recorded as failed")  # the barrier: its request is behind us
+    assert fake_twilio.requests == 2  # the first reminder and the refused one
+
     await publisher.send(topics.due, "p-ana", reminder(2))
     [suppressed] = await eventually(lambda: [
         e for e in watcher.events(topics.deliveries)
         if isinstance(e, MessageSuppressed) and e.message_key == "due-p-ana-2:booking_reminder"], what="suppression")
     assert suppressed.reason == "no consent for any channel"
-    assert fake_twilio.requests == 2 and len(fake_twilio.to(PHONE)) == 1
+    assert fake_twilio.requests == 2 and len(fake_twilio.to(PHONE)) == 1  # the suppression is recorded after its decision
     assert PHONE not in notifier.output()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from services.notifier.app import backoff
+from services.notifier.delivery import backoff
 from services.notifier.domain import Contact, Outgoing, Refused, Suppressed, on_alert, on_due
 from shared.clinics import load_clinics
 from shared.events import ClinicianAlert, ReminderDue

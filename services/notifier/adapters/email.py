@@ -8,7 +8,7 @@ from email.utils import make_msgid
 
 import aiosmtplib
 
-from services.notifier.adapters.ports import ProviderError
+from services.notifier.adapters.ports import Outcome, Rejected, RetryLater, Sent
 
 
 def build_message(sender: str, to: str, subject: str, text: str, html: str | None, key: str) -> EmailMessage:
@@ -32,7 +32,7 @@ class SmtpEmailSender:
         self._username, self._password = username, password
         self._starttls, self._timeout = starttls, timeout
 
-    async def send_email(self, to: str, subject: str, text: str, html: str | None, idempotency_key: str) -> str:
+    async def send_email(self, to: str, subject: str, text: str, html: str | None, idempotency_key: str) -> Outcome:
         message = build_message(self._sender, to, subject, text, html, idempotency_key)
         try:
             await aiosmtplib.send(
@@ -40,16 +40,23 @@ class SmtpEmailSender:
                 password=self._password, start_tls=self._starttls, timeout=self._timeout,
             )
         except aiosmtplib.SMTPResponseException as exc:
-            raise ProviderError(f"smtp {exc.code}", code=str(exc.code), retryable=exc.code >= 400 and exc.code < 500) from None
+            return smtp_outcome(exc.code)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise ProviderError(f"smtp: {type(exc).__name__}", retryable=True) from None
-        return message["Message-ID"]
+            return RetryLater(f"smtp: {type(exc).__name__}", "network")
+        return Sent(message["Message-ID"])
+
+
+def smtp_outcome(code: int) -> Outcome:
+    """4xx: a passing fault; 5xx: never as it is."""
+    if 400 <= code < 500:
+        return RetryLater(f"smtp {code}", str(code))
+    return Rejected(f"smtp {code}", str(code))
 
 
 class ConsoleEmailSender:
     def __init__(self, stream=None) -> None:  # noqa: ANN001
         self._stream = stream or sys.stdout
 
-    async def send_email(self, to: str, subject: str, text: str, html: str | None, idempotency_key: str) -> str:
+    async def send_email(self, to: str, subject: str, text: str, html: str | None, idempotency_key: str) -> Outcome:
         print(f"[email to {to.split('@')[-1]}] {subject}\n{text}\n", file=self._stream, flush=True)
-        return f"<console-{idempotency_key[:16]}@cyclecare>"
+        return Sent(f"<console-{idempotency_key[:16]}@cyclecare>")

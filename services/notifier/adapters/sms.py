@@ -13,14 +13,25 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from services.notifier.adapters.ports import AUTH_ERRORS, ProviderError
+from services.notifier.adapters.ports import (
+    CredentialsRejected,
+    Outcome,
+    RecipientOptedOut,
+    RecipientUnreachable,
+    Rejected,
+    RetryLater,
+    Sent,
+)
 
 log = logging.getLogger(__name__)
 # the twilio client logs every request's headers at INFO: ten lines a message, and URLs with numbers
 logging.getLogger("twilio.async_http_client").setLevel(logging.WARNING)
 
-# Twilio error codes that no retry can fix (DESIGN.md, "Known pitfalls").
-PERMANENT = {"21610", "21211", "21612", "21614", "21606", "21635", "21408", "21617"}
+# Twilio error numbers (DESIGN.md, "Known pitfalls"): only this module knows them.
+OPTED_OUT = frozenset({"21610"})
+UNREACHABLE = frozenset({"21211", "21612", "21614", "21606", "21635"})
+AUTH_ERRORS = frozenset({"20003", "20404"})
+TOO_MANY_REQUESTS = "20429"
 
 TWILIO_HOST = "https://api.twilio.com"
 
@@ -58,7 +69,7 @@ class TwilioSmsSender:
         self._status_callback = status_callback
         self._timeout = timeout
 
-    async def send_sms(self, to: str, body: str, idempotency_key: str, tags: Mapping[str, str] | None = None) -> str:
+    async def send_sms(self, to: str, body: str, idempotency_key: str, tags: Mapping[str, str] | None = None) -> Outcome:
         """``tags`` ride on the status callback URL, so the receipt names its message."""
         params: dict[str, str] = {"to": to, "body": body}
         if self._service:
@@ -72,10 +83,10 @@ class TwilioSmsSender:
             # the client ignores its own timeout, so bound the call here
             message = await asyncio.wait_for(self._twilio().messages.create_async(**params), self._timeout)
         except TwilioRestException as exc:
-            raise _classify(exc) from None
+            return outcome_of(exc.status, str(exc.code) if exc.code is not None else None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise ProviderError(f"network: {type(exc).__name__}", retryable=True) from None
-        return message.sid
+            return RetryLater(f"network: {type(exc).__name__}", "network")
+        return Sent(message.sid)
 
     def _twilio(self) -> Client:
         """The client is made on first use: its HTTP session needs the running loop."""
@@ -89,13 +100,18 @@ class TwilioSmsSender:
             await self._http.session.close()
 
 
-def _classify(exc: TwilioRestException) -> ProviderError:
-    code = str(exc.code) if exc.code is not None else None
-    status = exc.status
-    retryable = code == "20429" or status == 429 or status >= 500
-    if code in PERMANENT or code in AUTH_ERRORS:
-        retryable = False
-    return ProviderError(f"twilio {status} code {code}", code=code, status=status, retryable=retryable)
+def outcome_of(status: int, code: str | None) -> Outcome:
+    """What a Twilio error answer means for the message."""
+    reason = f"twilio {status} code {code}"
+    if code in AUTH_ERRORS:
+        return CredentialsRejected(reason, code)
+    if code in OPTED_OUT:
+        return RecipientOptedOut(reason, code)
+    if code in UNREACHABLE:
+        return RecipientUnreachable(reason, code)
+    if code == TOO_MANY_REQUESTS or status == 429 or status >= 500:
+        return RetryLater(reason, code or str(status))
+    return Rejected(reason, code)
 
 
 class ConsoleSmsSender:
@@ -104,6 +120,6 @@ class ConsoleSmsSender:
     def __init__(self, stream=None) -> None:  # noqa: ANN001
         self._stream = stream or sys.stdout
 
-    async def send_sms(self, to: str, body: str, idempotency_key: str, tags: Mapping[str, str] | None = None) -> str:
+    async def send_sms(self, to: str, body: str, idempotency_key: str, tags: Mapping[str, str] | None = None) -> Outcome:
         print(f"[sms to …{to[-4:]}] {body}", file=self._stream, flush=True)
-        return f"console-{idempotency_key[:16]}"
+        return Sent(f"console-{idempotency_key[:16]}")

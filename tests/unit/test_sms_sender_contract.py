@@ -1,0 +1,67 @@
+"""One contract for every SmsSender: the in-process fake and the real Twilio adapter
+(the real twilio client against the local fake Twilio server) answer alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.notifier.adapters.fake import FakeSmsSender
+from services.notifier.adapters.ports import (
+    CredentialsRejected,
+    RecipientOptedOut,
+    RecipientUnreachable,
+    RetryLater,
+    Sent,
+)
+from services.notifier.adapters.sms import TwilioSmsSender
+
+PHONE = "+19165550123"
+# each provider-neutral situation, as the fake Twilio server provokes it and as the fake answers it
+SITUATIONS = {
+    "opted_out": ("21610", RecipientOptedOut("unsubscribed")),
+    "unreachable": ("21211", RecipientUnreachable("not a valid number")),
+    "overloaded": ("429", RetryLater("too many requests")),
+    "down": ("500", RetryLater("internal error")),
+    "bad_credentials": ("20003", CredentialsRejected("authentication")),
+}
+
+
+@pytest.fixture(params=["fake", "twilio"])
+async def sender(request, fake_twilio):
+    """(the sender, a function that makes its next answer the given situation, what it delivered)."""
+    if request.param == "fake":
+        fake = FakeSmsSender()
+        yield fake, lambda s: fake.answer_next(SITUATIONS[s][1]), lambda: [m.to for m in fake.sent]
+        return
+    twilio = TwilioSmsSender(fake_twilio.account_sid, fake_twilio.auth_token, from_number="+19165550100",
+                             messaging_service_sid=None, api_base=fake_twilio.url)
+    yield twilio, lambda s: fake_twilio.fail_next(SITUATIONS[s][0]), lambda: [m.to for m in fake_twilio.messages]
+    await twilio.close()
+
+
+class TestSmsSenderContract:
+    async def test_a_message_that_goes_out_is_sent_with_a_provider_id(self, sender):
+        port, _, delivered = sender
+        outcome = await port.send_sms(PHONE, "Hello", "key-1", tags={"m": "key-1"})
+        assert isinstance(outcome, Sent) and outcome.provider_id
+        assert delivered() == [PHONE]
+
+    @pytest.mark.parametrize(("situation", "expected"), [
+        ("opted_out", RecipientOptedOut), ("unreachable", RecipientUnreachable), ("overloaded", RetryLater),
+        ("down", RetryLater), ("bad_credentials", CredentialsRejected),
+    ])
+    async def test_each_provider_refusal_comes_back_as_its_outcome_and_nothing_is_delivered(
+        self, sender, situation, expected
+    ):
+        port, provoke, delivered = sender
+        provoke(situation)
+        outcome = await port.send_sms(PHONE, "Hello", "key-2")
+        assert isinstance(outcome, expected)
+        assert delivered() == []
+
+    async def test_after_a_passing_fault_the_next_send_goes_out(self, sender):
+        port, provoke, delivered = sender
+        provoke("down")
+        assert isinstance(await port.send_sms(PHONE, "Hello", "key-3"), RetryLater)
+        assert isinstance(await port.send_sms(PHONE, "Hello", "key-3"), Sent)
+        assert delivered() == [PHONE]
