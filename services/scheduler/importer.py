@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from shared.clinics import Directory
 from shared.codec import encode, validation_reasons
 from shared.events import Event, PatientEnrolled, TreatmentRecorded, deterministic_id
+from shared.phones import e164_or_none
 from shared.topics import Topics
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -142,13 +143,7 @@ def clinic_region(clinic_phone: str) -> str | None:
 def to_e164(phone: str, region: str | None) -> str:
     """``(916) 555-0111`` in a US clinic -> ``+19165550111``; anything unreadable unchanged
     (the contract model then names the problem)."""
-    try:
-        parsed = phonenumbers.parse(phone, region)
-    except phonenumbers.NumberParseException:
-        return phone
-    if not phonenumbers.is_possible_number(parsed):
-        return phone
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164_or_none(phone, region) or phone
 
 
 def _cell(kind: str, column: str, text: str | None) -> Any:

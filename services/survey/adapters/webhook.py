@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import phonenumbers
 from aiohttp import web
 
 from shared.events import InboundSms
 from shared.limits import MAX_PHONE
+from shared.phones import e164_or_none
 from shared.streaming import Runtime
 from shared.twilio_signature import twilio_webhook
 
@@ -25,15 +25,7 @@ REQUIRED = ("MessageSid", "From", "To", "AccountSid")
 
 
 def normalise_phone(raw: str) -> str | None:
-    if len(raw) > MAX_PHONE:
-        return None
-    try:
-        parsed = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return None if len(raw) > MAX_PHONE else e164_or_none(raw)
 
 
 def add_sms_webhook(rt: Runtime) -> None:
