@@ -26,10 +26,30 @@ class _Strict(BaseModel):
 
 
 class Clinician(_Strict):
+    id: str = ""  # defaults to the part of the email before "@"
     name: str
     email: str | None = None
     phone: E164 | None = None
     on_call: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _id_from_email(cls, data: object) -> object:
+        if isinstance(data, dict) and not data.get("id"):
+            email = data.get("email")
+            if not email:
+                raise ValueError("a clinician needs an id or an email")
+            data = {**data, "id": str(email).split("@", 1)[0]}
+        return data
+
+
+class EscalationPolicy(_Strict):
+    """How an alert nobody acknowledges gets louder (DESIGN.md, clinics file ``escalation``)."""
+
+    urgent_ack_minutes: int = Field(15, ge=1)
+    repeat_minutes: int = Field(30, ge=1)
+    max_repeats: int = Field(4, ge=0)
+    high_ack_working_hours: float = Field(4, gt=0)
 
 
 class ClinicRules(_Strict):
@@ -64,7 +84,19 @@ class Clinic(_Strict):
     phone: E164
     timezone: TimeZoneName
     clinicians: list[Clinician] = Field(min_length=1)
+    escalation_phone: E164 | None = None  # paged from level 3
+    escalation: EscalationPolicy = EscalationPolicy()
     rules: ClinicRules = ClinicRules()
+
+    @model_validator(mode="after")
+    def _clinician_ids_are_unique(self) -> "Clinic":
+        ids = [c.id for c in self.clinicians]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"clinician ids must be unique within a clinic: {sorted(ids)}")
+        return self
+
+    def clinician(self, clinician_id: str) -> Clinician | None:
+        return next((c for c in self.clinicians if c.id == clinician_id), None)
 
     @property
     def on_call(self) -> list[Clinician]:
@@ -80,6 +112,15 @@ class Directory:
 
     def __init__(self, clinics: list[Clinic]) -> None:
         self._by_id = {c.id: c for c in clinics}
+        self._clinicians_by_phone: dict[str, list[tuple[Clinic, Clinician]]] = {}
+        for clinic in clinics:
+            for person in clinic.clinicians:
+                if person.phone:
+                    self._clinicians_by_phone.setdefault(person.phone, []).append((clinic, person))
+
+    def clinicians_with_phone(self, phone: str) -> list[tuple[Clinic, Clinician]]:
+        """Every (clinic, clinician) a phone number belongs to: a clinician's number is never a patient's."""
+        return list(self._clinicians_by_phone.get(phone, ()))
 
     def get(self, clinic_id: str) -> Clinic | None:
         return self._by_id.get(clinic_id)

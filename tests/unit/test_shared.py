@@ -142,6 +142,40 @@ def test_an_event_for_an_unknown_clinic_is_refused_naming_it() -> None:
         directory.require("elsewhere")
 
 
+def test_a_clinician_is_known_by_the_email_name_and_the_escalation_policy_has_defaults() -> None:
+    clinic = parse_clinics(CLINIC).require("rocklin")
+    assert [c.id for c in clinic.clinicians] == ["lee"]
+    assert clinic.clinician("lee") is clinic.clinicians[0]
+    assert (clinic.escalation.urgent_ack_minutes, clinic.escalation.repeat_minutes,
+            clinic.escalation.max_repeats, clinic.escalation.high_ack_working_hours) == (15, 30, 4, 4)
+    assert clinic.escalation_phone is None
+
+
+def test_escalation_overrides_and_the_escalation_phone_are_read_from_the_clinics_file() -> None:
+    text = CLINIC + '    escalation_phone: "+19165550199"\n    escalation: {urgent_ack_minutes: 5}\n'
+    clinic = parse_clinics(text).require("rocklin")
+    assert clinic.escalation.urgent_ack_minutes == 5 and clinic.escalation.repeat_minutes == 30
+    assert clinic.escalation_phone == "+19165550199"
+    with pytest.raises(ClinicsFileError, match="escalation.often"):
+        parse_clinics(CLINIC + "    escalation: {often: 3}\n")
+
+
+def test_two_clinicians_with_one_id_or_one_without_id_and_email_are_refused() -> None:
+    two = CLINIC.replace("clinicians: [{name: Dr. Lee, email: lee@example.org, on_call: true}]",
+                         "clinicians: [{name: Dr. Lee, email: lee@example.org}, {name: Dr. L, email: lee@other.org}]")
+    with pytest.raises(ClinicsFileError, match="unique"):
+        parse_clinics(two)
+    with pytest.raises(ClinicsFileError, match="id or an email"):
+        parse_clinics(CLINIC.replace("email: lee@example.org, ", ""))
+
+
+def test_a_phone_number_names_the_clinicians_it_belongs_to() -> None:
+    directory = parse_clinics(CLINIC.replace("on_call: true}", 'on_call: true, phone: "+19165550101"}'))
+    [(clinic, person)] = directory.clinicians_with_phone("+19165550101")
+    assert (clinic.id, person.id) == ("rocklin", "lee")
+    assert directory.clinicians_with_phone("+19165550102") == []
+
+
 def test_a_missing_required_clinic_field_is_named() -> None:
     with pytest.raises(ClinicsFileError, match="phone"):
         parse_clinics(CLINIC.replace('    phone: "+19165550100"\n', ""))
