@@ -19,6 +19,7 @@ from shared.clock import Clock
 from shared.codec import encode
 from shared.config import Settings
 from shared.events import Event
+from shared.failures import Stalls
 from shared.logs import configure_logging
 from shared.streaming import create_topics
 from shared.topics import Topics
@@ -36,9 +37,10 @@ def health_routes(consumer: ProjectionConsumer) -> list[web.AbstractRouteDef]:
         return web.json_response({"status": "alive", "service": SERVICE})
 
     async def readyz(request: web.Request) -> web.Response:
-        ready = consumer.ready()
-        metrics.READY.labels(SERVICE).set(1 if ready else 0)
-        return web.json_response({"ready": ready, "service": SERVICE, "projected": consumer.projected}, status=200 if ready else 503)
+        cause = consumer.not_ready_cause()
+        metrics.READY.labels(SERVICE).set(0 if cause else 1)
+        body = {"ready": cause is None, "service": SERVICE, "projected": consumer.projected} | ({"cause": cause} if cause else {})
+        return web.json_response(body, status=503 if cause else 200)
 
     async def prometheus(request: web.Request) -> web.Response:
         metrics.READY.labels(SERVICE).set(1 if consumer.ready() else 0)
@@ -55,7 +57,7 @@ async def serve(settings: Settings, clinics: Directory, clock: Clock, stop: asyn
     await producer.start()
     generation = await get_meta(engine, "generation", "1")
     consumer = ProjectionConsumer(settings.bootstrap_servers, topics, group_id(topics, generation), Projection(engine),
-                                  producer, settings.fetch_max_wait_ms)
+                                  producer, settings.fetch_max_wait_ms, Stalls(stuck_after=settings.stuck_after_seconds))
     await consumer.start()
 
     async def publish(key: str, event: Event) -> None:

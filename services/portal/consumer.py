@@ -14,12 +14,13 @@ from aiokafka.errors import KafkaError
 from shared import metrics
 from shared.codec import DecodeError, dead_letter, decode
 from shared.events import Event
+from shared.failures import Backoff, Stall, Stalls, describe
 from shared.topics import Topics
 from services.portal.store import Projection
 
 log = logging.getLogger(__name__)
 SERVICE = "portal"
-MAX_BACKOFF = 30.0
+RETRY = Backoff(initial=0.4, cap=30.0)
 
 
 def projected_topics(topics: Topics) -> list[str]:
@@ -29,7 +30,7 @@ def projected_topics(topics: Topics) -> list[str]:
 
 class ProjectionConsumer:
     def __init__(self, bootstrap: str, topics: Topics, group_id: str, projection: Projection,
-                 producer: AIOKafkaProducer, fetch_max_wait_ms: int = 100) -> None:
+                 producer: AIOKafkaProducer, fetch_max_wait_ms: int = 100, stalls: Stalls | None = None) -> None:
         self.topics = topics
         self.projection = projection
         self.producer = producer
@@ -39,7 +40,8 @@ class ProjectionConsumer:
             max_poll_records=2000, metadata_max_age_ms=5000,
         )
         self.projected = 0
-        self._failures = 0
+        self.stalls = stalls or Stalls()
+        self._failing: Stall | None = None  # the batch being read again, while the read model refuses it
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -48,7 +50,16 @@ class ProjectionConsumer:
         await self.consumer.stop()
 
     def ready(self) -> bool:
-        return bool(self.consumer.assignment())
+        return self.not_ready_cause() is None
+
+    def not_ready_cause(self) -> str | None:
+        """What ``/readyz`` answers: no partitions yet, or a batch the read model keeps refusing
+        for longer than ``CYCLECARE_STUCK_AFTER_SECONDS`` (the database is down or locked)."""
+        if not self.consumer.assignment():
+            return "no partitions assigned yet"
+        if stuck := self.stalls.cause():
+            return f"stuck: {stuck}"
+        return None
 
     async def run(self, idle_exit: float | None = None) -> None:
         """Project until cancelled, or until nothing came for ``idle_exit`` seconds (a rebuild)."""
@@ -71,23 +82,35 @@ class ProjectionConsumer:
                     await self._dead_letter(record, str(exc))
         try:
             self.projected += await self.projection.apply(events)
-        except Exception:
-            await self._retry_later(batch)
+        except Exception as exc:  # noqa: BLE001 - nothing is committed: the batch is read again
+            await self._retry_later(batch, exc)
             return
-        self._failures = 0
+        self._cleared()
         try:
             await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
         except KafkaError as exc:  # a rebalance took the partitions: their next owner reads the batch again
             log.warning("portal: offsets not committed (%s); the batch will be read again, which changes nothing", type(exc).__name__)
 
-    async def _retry_later(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        self._failures += 1
-        delay = min(MAX_BACKOFF, 0.2 * 2 ** self._failures)
-        log.exception("portal: writing %s records failed; reading them again in %.1fs",
-                      sum(len(r) for r in batch.values()), delay)
+    async def _retry_later(self, batch: dict[TopicPartition, list[ConsumerRecord]], exc: Exception) -> None:
+        first = min((records[0] for records in batch.values()), key=lambda r: (r.topic, r.partition, r.offset))
+        if self._failing is None:
+            self._failing = self.stalls.failed(first.topic, first.partition, first.offset, describe(exc))
+            log.exception("portal: writing %s records failed; reading them again", sum(len(r) for r in batch.values()))
+        else:
+            self._failing = self.stalls.failed(self._failing.topic, self._failing.partition, self._failing.offset, describe(exc))
+        stuck = self.stalls.is_stuck(self._failing)
+        metrics.PARTITION_STUCK.labels(SERVICE, self._failing.topic, str(self._failing.partition)).set(1 if stuck else 0)
         for tp, records in batch.items():
             self.consumer.seek(tp, records[0].offset)
-        await asyncio.sleep(delay)
+        await asyncio.sleep(RETRY.delay(self._failing.attempts))
+
+    def _cleared(self) -> None:
+        if self._failing is None:
+            return
+        stall, self._failing = self._failing, None
+        self.stalls.cleared(stall.topic, stall.partition, stall.offset)
+        metrics.PARTITION_STUCK.labels(SERVICE, stall.topic, str(stall.partition)).set(0)
+        log.warning("portal: the read model accepts writes again after %d attempts", stall.attempts)
 
     async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:
         metrics.FAILED.labels(SERVICE, record.topic).inc()

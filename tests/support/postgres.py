@@ -53,6 +53,13 @@ class ThrowawayPostgres:
         if self.prefix:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "cyclecare", "-E", "UTF8", "--no-sync")
+        return self.resume()
+
+    def pause(self) -> None:
+        """Take the server away (its data stays): the database is down until :meth:`resume`."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> "ThrowawayPostgres":
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
         return self
