@@ -92,6 +92,7 @@ class TrialResult:
     elapsed_s: float = 0.0
     max_cpu_during_cut: float = 0.0  # CPU share of the busiest worker while the broker was cut off
     refused_to_start: str | None = None
+    crashes: list[str] = field(default_factory=list)  # workers that exited by themselves (restarted, as Kubernetes would)
     repeats: list[str] = field(default_factory=list)  # each repeat: window, number's last digits, delay, body start
 
     def line(self) -> str:
@@ -99,7 +100,8 @@ class TrialResult:
                 f"(+{self.duplicates_in_window} in the send->ledger window, max {self.window_max_s:.2f}s), "
                 f"urgent undelivered {self.urgent_undelivered}/{self.urgent}, wrongly dead-lettered "
                 f"{self.wrongly_dead_lettered} (poison {self.poison_dead_lettered}), max recovery {self.max_recovery_s:.1f}s, "
-                f"worker CPU during a cut {self.max_cpu_during_cut:.0%}, {self.elapsed_s:.0f}s; faults: {', '.join(self.faults)}")
+                f"worker CPU during a cut {self.max_cpu_during_cut:.0%}, {self.elapsed_s:.0f}s; faults: {', '.join(self.faults)}"
+                + (f"; workers that exited by themselves (restarted): {', '.join(self.crashes)}" if self.crashes else ""))
 
 
 def totals(results: list[TrialResult]) -> dict[str, object]:
@@ -114,6 +116,7 @@ def totals(results: list[TrialResult]) -> dict[str, object]:
         "wrongly_dead_lettered": sum(r.wrongly_dead_lettered for r in results),
         "window_max_s": round(max((r.window_max_s for r in results), default=0.0), 2),
         "max_cpu_during_cut": max((r.max_cpu_during_cut for r in results), default=0.0),
+        "worker_crashes": sum(len(r.crashes) for r in results),
     }
 
 
@@ -234,6 +237,8 @@ class Trial:
     recoveries: list[float] = field(default_factory=list)
     killed_at: list[float] = field(default_factory=list)  # when a notifier stopped uncleanly or lost Kafka
     cut_cpu: list[float] = field(default_factory=list)  # busiest worker's CPU share while the broker was cut
+    stopped: set[int] = field(default_factory=set)  # ids of the workers this trial killed or stopped on purpose
+    crashes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -280,6 +285,22 @@ class Trial:
     def live(self, service: str) -> list[WorkerProcess]:
         return [w for w in self.workers[service] if w._process and w._process.poll() is None]  # noqa: SLF001
 
+    def end(self, worker: WorkerProcess) -> WorkerProcess:
+        """Mark a worker as stopped on purpose by a fault (not a crash)."""
+        self.stopped.add(id(worker))
+        return worker
+
+    def restart_crashed(self) -> None:
+        """A worker that exited by itself is a finding: note why, and start another in its place,
+        as the platform (Kubernetes' restartPolicy, a supervisor) would."""
+        for service in SERVICES:
+            for worker in list(self.workers[service]):
+                if id(worker) in self.stopped or worker._process is None or worker._process.poll() is None:  # noqa: SLF001
+                    continue
+                self.stopped.add(id(worker))
+                self.crashes.append(f"{service} ({crash_reason(worker.output())})")
+                self.start(service)
+
     async def all_ready(self, timeout: float = READY_WITHIN, stable: float = 0.0) -> float | None:
         """Seconds until every live worker answers 200 on /readyz and keeps doing so for
         ``stable`` seconds (None: not within ``timeout``). A killed group member is noticed
@@ -288,6 +309,7 @@ class Trial:
         streak: float | None = None
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
             while time.monotonic() - started < timeout + stable:
+                self.restart_crashed()
                 now = time.monotonic()
                 if all([await _ready(http, w.url) for s in SERVICES for w in self.live(s)]):
                     streak = now if streak is None else streak
@@ -306,8 +328,9 @@ class Trial:
     # --- faults: each returns once the fault has ended ---
 
     async def kill_worker(self) -> str:
+        self.restart_crashed()
         service = self.rng.choice(SERVICES)
-        victim = self.rng.choice(self.live(service))
+        victim = self.end(self.rng.choice(self.live(service)))
         self._note_notifier_loss(service)
         victim.kill()
         await asyncio.sleep(self.rng.uniform(0.5, 3))
@@ -315,8 +338,9 @@ class Trial:
         return f"SIGKILL {service}"
 
     async def sigterm_during_rebalance(self) -> str:
+        self.restart_crashed()
         service = self.rng.choice(SERVICES)
-        old = self.rng.choice(self.live(service))
+        old = self.end(self.rng.choice(self.live(service)))
         self.start(service)  # joining makes the group rebalance
         await asyncio.sleep(self.rng.uniform(3, 8))  # the newcomer's start-up and the rebalance
         self._note_notifier_loss(service)
@@ -328,7 +352,7 @@ class Trial:
         service = self.rng.choice(SERVICES)
         self.start(service)
         await self.all_ready()
-        victim = self.rng.choice(self.live(service))
+        victim = self.end(self.rng.choice(self.live(service)))
         self._note_notifier_loss(service)
         victim.kill()
         return f"two {service} workers, one SIGKILLed"
@@ -409,6 +433,7 @@ class Trial:
             await recorder.stop()
             await asyncio.to_thread(self.stop_workers)
         result.faults = names
+        result.crashes = self.crashes
         result.max_recovery_s = round(max(self.recoveries, default=0.0), 1)
         result.not_ready_within_60s = sum(1 for r in self.recoveries if r >= READY_WITHIN)
         result.elapsed_s = time.monotonic() - began
@@ -519,6 +544,12 @@ def mail_text(message: Message) -> str:
         if part.get_content_maintype() == "text":
             parts.append((part.get_payload(decode=True) or b"").decode(errors="replace"))
     return "\n".join(parts)
+
+
+def crash_reason(log: str) -> str:
+    """The exception a crashed worker named last (class name only: a log line may quote data)."""
+    found = re.findall(r"\b([A-Z][A-Za-z]*(?:Error|Exception))\b", log)
+    return found[-1] if found else "no exception logged"
 
 
 def cpu_seconds(worker: WorkerProcess) -> float:
