@@ -5,6 +5,10 @@
 - A child exits by itself when the parent dies without a chance to clean up (SIGKILL, OOM):
   on Linux the kernel sends it SIGTERM (``PR_SET_PDEATHSIG``); everywhere, a worker's
   watchdog thread notices its parent is gone and stops, forcibly after a grace period.
+- A worker that was running and exits by itself (a crash, the OOM killer) is started again
+  with backoff, as Kubernetes would restart its pod: its records were not acknowledged, so
+  the new one takes them over. One that fails at start-up (a configuration problem, topics
+  that cannot be co-partitioned), or keeps crashing, stops the run with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -125,6 +130,28 @@ def stop_all(processes: list[subprocess.Popen[bytes]], within: float = STOP_WITH
 # --- cyclecare run ------------------------------------------------------------------------
 
 
+@dataclass
+class Restarts:
+    """When to start a worker again after it exited by itself: ``delay`` seconds later, or
+    never (None) when it failed at start-up or crashed ``limit`` times within ``window``."""
+
+    settle: float = 10.0  # a worker that exits sooner after its start never got going
+    limit: int = 5
+    window: float = 600.0
+    backoff: float = 1.0
+    cap: float = 30.0
+    crashes: dict[str, list[float]] = field(default_factory=dict)
+
+    def delay(self, name: str, started_at: float, now: float) -> float | None:
+        if now - started_at < self.settle:
+            return None
+        recent = [t for t in self.crashes.get(name, []) if now - t < self.window] + [now]
+        self.crashes[name] = recent
+        if len(recent) > self.limit:
+            return None
+        return min(self.cap, self.backoff * 2 ** (len(recent) - 1))
+
+
 class Pipeline:
     """The children of one `cyclecare run`: the embedded broker (unless Kafka is configured)
     and one worker per service."""
@@ -133,6 +160,9 @@ class Pipeline:
         self.broker: EmbeddedBroker | None = None
         self.broker_file_dir: Path | None = None
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.envs: dict[str, dict[str, str]] = {}
+        self.started_at: dict[str, float] = {}
+        self.restarts = Restarts()
 
     def start_broker(self, env: dict[str, str], data_dir: Path) -> None:
         self.broker = EmbeddedBroker(preexec_fn=die_with_parent())
@@ -151,15 +181,34 @@ class Pipeline:
                                 "CYCLECARE_DATA_DIR": env.get("CYCLECARE_DATA_DIR", "var")}
             if quiet:  # the demo's console is for clinic staff: messages and alerts, not the workers' start-up log
                 worker_env.setdefault("CYCLECARE_LOG_LEVEL", "WARNING")
-            self.workers[name] = spawn_worker(name, worker_env)
+            self.envs[name] = worker_env
+            self.start_worker(name)
+
+    def start_worker(self, name: str) -> None:
+        self.workers[name] = spawn_worker(name, self.envs[name])
+        self.started_at[name] = time.monotonic()
 
     def wait(self, exit_after: float | None) -> None:
         deadline = time.monotonic() + exit_after if exit_after else None
+        restart_at: dict[str, float] = {}
         while deadline is None or time.monotonic() < deadline:
+            now = time.monotonic()
             for name, process in self.workers.items():
-                if process.poll() is not None:
-                    raise SystemExit(f"cyclecare: the {name} worker exited with {process.returncode}")
+                if process.poll() is not None and name not in restart_at:
+                    restart_at[name] = now + self._restart_delay(name, process.returncode, now)
+            for name in [n for n, at in restart_at.items() if at <= now]:
+                del restart_at[name]
+                self.start_worker(name)
             time.sleep(0.5)
+
+    def _restart_delay(self, name: str, code: int, now: float) -> float:
+        delay = self.restarts.delay(name, self.started_at[name], now)
+        if delay is None:
+            raise SystemExit(f"cyclecare: the {name} worker exited with {code}"
+                             + (" and keeps crashing" if now - self.started_at[name] >= self.restarts.settle else ""))
+        click.echo(f"cyclecare: the {name} worker exited with {code}; starting it again in {delay:.0f}s "
+                   "(its unacknowledged records are redelivered to the new one)", err=True)
+        return delay
 
     def stop(self) -> None:
         """Workers first (they leave their groups while the broker is up), then the broker;

@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from services.supervisor import Restarts
 from shared.readiness import wait_until_ready
 from tests.support.kafka import eventually
 
@@ -92,3 +94,49 @@ async def test_stopping_cyclecare_run_stops_the_broker_and_every_worker(how: str
         log.close()
     with socket.socket() as sock:  # the next run does not collide
         sock.bind(("127.0.0.1", base))
+
+
+def worker_pid(parent: int, service: str) -> int | None:
+    for pid in children_of(parent):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if alive(pid) and argv[-3:-1] == [b"worker", service.encode()]:
+            return pid
+    return None
+
+
+async def test_a_worker_that_crashes_in_cyclecare_run_is_started_again_and_ready(tmp_path: Path) -> None:
+    base = free_base_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "CYCLECARE_", "TWILIO_", "SMTP_"))}
+    env |= {"CYCLECARE_HTTP_PORT": str(base), "CYCLECARE_DATA_DIR": str(tmp_path), "CYCLECARE_PARTITIONS": "2"}
+    log = open(tmp_path / "run.log", "wb")
+    run = subprocess.Popen([sys.executable, "-m", "services.cli", "run"], env=env, cwd=ROOT, stdout=log,
+                           stderr=subprocess.STDOUT)
+    scheduler = f"http://127.0.0.1:{base + 2}"
+    try:
+        for offset in range(4):
+            await wait_until_ready(f"http://127.0.0.1:{base + offset}", 90,
+                                   lambda: "cyclecare run exited" if run.poll() is not None else None)
+        first = worker_pid(run.pid, "scheduler")
+        assert first is not None
+        # a worker that dies within its first seconds failed to start (and stops the run): this one had got going
+        started = Path(f"/proc/{first}").stat().st_mtime
+        await eventually(lambda: time.time() - started > Restarts().settle + 1, 30, "the scheduler to be settled")
+
+        os.kill(first, signal.SIGKILL)  # what the OOM killer does
+
+        replacement = await eventually(lambda: (p := worker_pid(run.pid, "scheduler")) not in (None, first) and p,
+                                       30, "a new scheduler worker")
+        await wait_until_ready(scheduler, 90, lambda: "cyclecare run exited" if run.poll() is not None else None)
+        assert run.poll() is None and alive(replacement)
+        assert b"the scheduler worker exited with -9; starting it again" in (tmp_path / "run.log").read_bytes()
+    finally:
+        run.send_signal(signal.SIGTERM)
+        try:
+            run.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.wait()
+        log.close()

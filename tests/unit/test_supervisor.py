@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from services.supervisor import stop_all
+from services.supervisor import Restarts, stop_all
 
 ROOT = Path(__file__).parents[2]
 PARENT = """
@@ -74,3 +74,23 @@ def test_sigint_stops_a_run_started_in_the_background_with_sigint_ignored() -> N
     finally:
         ignored.kill()
     assert ignored.stdout.read().strip() == "stopping"
+
+
+def test_a_worker_that_crashes_while_running_is_started_again_with_growing_backoff() -> None:
+    restarts = Restarts(settle=10, limit=3, window=600, backoff=1, cap=30)
+    assert restarts.delay("survey", started_at=0, now=60) == 1
+    assert restarts.delay("survey", started_at=61, now=120) == 2
+    assert restarts.delay("notifier", started_at=0, now=120) == 1  # each worker has its own count
+    assert restarts.delay("survey", started_at=122, now=180) == 4
+
+
+def test_a_worker_that_fails_at_start_up_or_keeps_crashing_stops_the_run() -> None:
+    restarts = Restarts(settle=10, limit=2, window=600)
+    assert restarts.delay("scheduler", started_at=0, now=3) is None  # a configuration problem: say it, once
+    assert restarts.delay("survey", started_at=0, now=60) is not None
+    assert restarts.delay("survey", started_at=61, now=120) is not None
+    assert restarts.delay("survey", started_at=121, now=180) is None
+    assert Restarts(limit=2, window=600).delay("survey", started_at=0, now=60) is not None
+    late = Restarts(limit=1, window=100)
+    assert late.delay("survey", started_at=0, now=60) is not None
+    assert late.delay("survey", started_at=61, now=500) is not None  # the earlier crash is out of the window
