@@ -349,9 +349,10 @@ def map_treatment(resource: Procedure | MedicationAdministration, clinics: Direc
     codes = _codes(resource)
     if not clinic.fhir.counts(kind, codes):
         listed = "procedure_codes" if kind == "Procedure" else "medication_codes"
-        shown = ", ".join(f"{s}|{c}" for s, c in codes) or "no code"
+        shown = ", ".join(f"{s}|{c}" for s, c in codes) or "none"
         return ignored(f"{kind}.code" if kind == "Procedure" else f"{kind}.medication[x]",
-                       f"ignored: {shown} is not a treatment of clinic {clinic.id!r} (fhir.{listed} in the clinics file)")
+                       f"ignored: not a treatment of clinic {clinic.id!r}; its codes ({shown}) are not in "
+                       f"fhir.{listed} of the clinics file")
     path, moment = _when(resource)
     if moment is None:
         return invalid(path, "when the treatment was given is required (a dateTime or a Period with a start)", "required")
@@ -461,10 +462,20 @@ def outcome(result: Result, notes: tuple[Problem, ...] = ()) -> OperationOutcome
          **({"expression": [p.expression]} if p.expression else {})} for p in issues])
 
 
+def entry_response(result: Result, kind: str) -> dict[str, Any]:
+    """One entry of the response: its status; what was published as the ``etag``
+    (``W/"{event_id}"``); an outcome when something is to be said (a failure, a reason for
+    ignoring, a warning). A failed entry of a transaction says the others were kept."""
+    response: dict[str, Any] = {"status": STATUS_TEXT.get(result.status, str(result.status))}
+    if result.event is not None:
+        response["etag"] = f'W/"{result.event.event_id}"'
+    if result.problems:
+        failed = result.status >= 400 and kind == "transaction"
+        notes = (Problem("Bundle.type", AS_BATCH, "information", "informational"),) if failed else ()
+        response["outcome"] = outcome(Result(result.status, problems=result.problems + notes))
+    return {"response": response}
+
+
 def response_bundle(result: BundleResult) -> Bundle:
-    """The ``batch-response`` or ``transaction-response``: one entry per entry, in order, with
-    its status and outcome."""
-    notes = (Problem("Bundle.type", AS_BATCH, "information", "informational"),) if result.kind == "transaction" else ()
-    return Bundle(type=f"{result.kind}-response", entry=[
-        {"response": {"status": STATUS_TEXT.get(r.status, str(r.status)), "outcome": outcome(r, notes)}}
-        for r in result.entries])
+    """The ``batch-response`` or ``transaction-response``: one entry per entry, in order."""
+    return Bundle(type=f"{result.kind}-response", entry=[entry_response(r, result.kind) for r in result.entries])

@@ -35,8 +35,8 @@ async def post(http: aiohttp.ClientSession, url: str, body: str) -> Bundle:
 
 
 def published_ids(answer: Bundle) -> list[str]:
-    return [m.group(1) for e in answer.entry for i in e.response.outcome.issue
-            if (m := re.search(r"event_id (\w+)", i.diagnostics or ""))]
+    """The event id each accepted entry was published with (its etag, ``W/"{event_id}"``)."""
+    return [re.fullmatch(r'W/"(\w+)"', e.response.etag).group(1) for e in answer.entry if e.response.etag]
 
 
 async def test_a_transaction_bundle_publishes_its_good_entries_once_and_names_the_bad_one(start_worker, topics, watch):

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +30,7 @@ from shared.config import Settings
 from shared.events import Event
 from shared.limits import MAX_FHIR_BODY_BYTES
 from shared.topics import Topics
+from tests.support.http import serving
 from tests.unit.test_fhir_in import entry, patient, procedure, transaction
 
 TOKEN = {"Authorization": "Bearer test-api-token"}
@@ -58,12 +59,8 @@ class RecordingRuntime:
 async def served() -> AsyncIterator[tuple[TestClient, RecordingRuntime]]:
     rt = RecordingRuntime()
     add_fhir_routes(rt, load_clinics(None), ManualClock(datetime(2026, 3, 12, tzinfo=timezone.utc)))  # type: ignore[arg-type]
-    app = web.Application()
-    app.add_routes(rt.routes)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    yield client, rt
-    await client.close()
+    async with serving(rt.routes) as client:
+        yield client, rt
 
 
 @pytest.fixture

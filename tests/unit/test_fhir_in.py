@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,7 +219,8 @@ def test_a_treatment_of_a_failing_patient_in_the_bundle_still_gets_its_clinic():
     assert [r.status for r in result.entries] == [422, 202]
     answer = fhir_in.response_bundle(result)
     assert answer.type == "batch-response"
-    assert not any("processed as a batch" in (i.diagnostics or "") for e in answer.entry for i in e.response.outcome.issue)
+    assert answer.entry[1].response.outcome is None and answer.entry[1].response.etag == f'W/"{result.entries[1].event.event_id}"'
+    assert not any("processed as a batch" in (i.diagnostics or "") for i in answer.entry[0].response.outcome.issue)
 
 
 @pytest.mark.parametrize("bundle, expression", [
@@ -248,3 +251,15 @@ def test_patient_snapshots_are_enrolments_unless_a_later_version():
 def test_occurred_at_is_the_resources_last_update_when_given():
     result = fhir_in.map_one(patient(meta={"lastUpdated": "2026-03-01T09:00:00+01:00"}), CLINICS, NOW)
     assert result.event.occurred_at == datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+
+
+def test_the_readme_example_bundle_maps_as_the_readme_says():
+    example = json.loads((Path(__file__).parents[2] / "examples" / "fhir" / "transaction.json").read_text())
+    Bundle.model_validate(example)
+    result = fhir_in.map_bundle(example, CLINICS, NOW, max_entries=10)
+    assert [r.status for r in result.entries] == [202, 202, 422, 202, 202, 200]
+    marta, omar = result.entries[0].event, result.entries[1].event
+    assert (marta.phone, marta.language, marta.sms_consent, marta.email_consent, marta.baseline_headache_days) == (
+        "+19165550161", "es", True, True, 21)
+    assert (omar.timezone, omar.sms_consent) == ("America/Denver", False)
+    assert result.entries[3].event.patient_id == "p-3001"  # by fullUrl
