@@ -82,7 +82,7 @@ async def test_a_posted_patient_is_published_as_an_enrolment_and_answered_202(ed
     answer = await outcome_of(response)
     [(topic, key, event)] = rt.published
     assert (topic, key, event.type) == ("t.patients", "p-ana", "patient.enrolled")
-    assert event.event_id in answer.issue[0].diagnostics
+    assert event.event_id in answer.issue[0].diagnostics and response.headers["ETag"] == f'W/"{event.event_id}"'
 
 
 async def test_plain_application_json_is_accepted_too(edge):
@@ -131,8 +131,9 @@ async def test_a_body_over_the_limit_gets_413_without_being_read_whole(edge):
     assert response.status == 413 and rt.published == []
 
 
-async def test_a_bundle_publishes_its_good_entries_and_answers_which_failed(edge):
+async def test_a_bundle_publishes_its_good_entries_and_answers_which_failed(edge, caplog):
     client, rt = edge
+    caplog.set_level(logging.INFO)
     bundle = transaction(entry(patient()), entry(patient(id="p-bad", telecom=[])), entry(procedure(meta=None)))
     response = await client.post("/fhir/R4", data=json.dumps(bundle), headers=TOKEN | FHIR)
     assert response.status == 200
@@ -140,6 +141,7 @@ async def test_a_bundle_publishes_its_good_entries_and_answers_which_failed(edge
     assert answer.type == "transaction-response"
     assert [e.response.status for e in answer.entry] == ["202 Accepted", "422 Unprocessable Entity", "202 Accepted"]
     assert [(t, e.type) for t, _, e in rt.published] == [("t.patients", "patient.enrolled"), ("t.treatments", "treatment.recorded")]
+    assert "FHIR transaction of 3 entries: 202 x2, 422 x1" in caplog.text
 
 
 async def test_a_single_resource_posted_to_the_base_is_a_400(edge):

@@ -9,6 +9,8 @@ and answers with an OperationOutcome or a batch-response Bundle. Nothing here lo
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import Counter
 from collections.abc import Awaitable
 
 from aiohttp import web
@@ -25,6 +27,7 @@ from shared.streaming import Runtime
 
 FHIR_JSON = "application/fhir+json"
 ACCEPTED_TYPES = (FHIR_JSON, "application/json")
+log = logging.getLogger(__name__)
 RESOURCE_PATHS = tuple(fhir_in.MODELS)
 
 
@@ -49,6 +52,12 @@ async def read_fhir_json(request: web.Request) -> object:
 
 
 ISSUE_CODES = {401: "login", 503: "transient", 415: "not-supported", 413: "too-costly", 400: "structure"}
+
+
+def summary(results: list[fhir_in.Result]) -> str:
+    """``202 x498, 422 x2``: what became of a Bundle's entries (statuses only: nothing personal)."""
+    counts = Counter(r.status for r in results)
+    return ", ".join(f"{status} x{n}" for status, n in sorted(counts.items())) or "none"
 
 
 def add_fhir_routes(rt: Runtime, clinics: Directory, clock: Clock) -> None:
@@ -77,7 +86,10 @@ def add_fhir_routes(rt: Runtime, clinics: Directory, clock: Clock) -> None:
             return body
         result = fhir_in.map_one(body, clinics, clock.now(), expect)
         await publish([result])
-        return fhir_response(fhir_in.outcome(result), result.status)
+        response = fhir_response(fhir_in.outcome(result), result.status)
+        if result.event is not None:
+            response.headers["ETag"] = f'W/"{result.event.event_id}"'
+        return response
 
     @rt.routes.post("/fhir/R4")
     async def bundle(request: web.Request) -> web.Response:
@@ -91,6 +103,7 @@ def add_fhir_routes(rt: Runtime, clinics: Directory, clock: Clock) -> None:
         if isinstance(mapped, fhir_in.Result):
             return fhir_response(fhir_in.outcome(mapped), mapped.status)
         await publish(mapped.entries)
+        log.info("FHIR %s of %d entries: %s", mapped.kind, len(mapped.entries), summary(mapped.entries))
         return fhir_response(fhir_in.response_bundle(mapped), 200)
 
     for resource_type in RESOURCE_PATHS:
