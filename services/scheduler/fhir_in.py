@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from services.scheduler.importer import clinic_region
 from shared.clinics import Clinic, Directory
+from shared.codec import capped
 from shared.events import PatientEnrolled, PatientSnapshot, PatientUpdated, TreatmentRecorded, deterministic_id
 from shared.phones import e164_or_none
 
@@ -113,7 +114,7 @@ def read_resource(data: object, expect: str | None = None) -> Resource | Result:
     takes here; 422: a resource of the right type that breaks the FHIR rules)."""
     if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
         return Result(400, problems=(Problem("resourceType", "not a FHIR resource: a JSON object with resourceType is expected", code="structure"),))
-    resource_type = data["resourceType"]
+    resource_type = capped(data["resourceType"], 64)
     if expect and resource_type != expect:
         return Result(400, problems=(Problem("resourceType", f"this endpoint takes {expect} resources, not {resource_type}", code="not-supported"),))
     model = MODELS.get(resource_type)
@@ -152,7 +153,7 @@ def _clinic(clinics: Directory, found: tuple[str, str] | None, resource_type: st
         return invalid(resource_type, f"no clinic: {hint}", "required")
     clinic_id, path = found
     clinic = clinics.get(clinic_id)
-    return clinic if clinic else invalid(path, f"unknown clinic {clinic_id!r} (not in the clinics file)", "value")
+    return clinic if clinic else invalid(path, f"unknown clinic {capped(clinic_id, 128)!r} (not in the clinics file)", "value")
 
 
 # --- Patient -> patient.enrolled / patient.updated --------------------------------------------
@@ -212,7 +213,7 @@ def patient_language(patient: Patient) -> tuple[str, Problem | None]:
                 return base, None
             given.append(code)
     if given:
-        return "en", Problem("Patient.communication", f"cyclecare writes in English or Spanish, not {', '.join(given)}: "
+        return "en", Problem("Patient.communication", f"cyclecare writes in English or Spanish, not {capped(', '.join(given), 200)}: "
                              "messages go in English", "warning", "not-supported")
     return "en", None
 
@@ -336,7 +337,7 @@ def map_treatment(resource: Procedure | MedicationAdministration, clinics: Direc
     if not resource.id:
         return invalid(f"{kind}.id", f"a {kind} needs an id: it is cyclecare's treatment_id", "required")
     if resource.status != "completed":
-        return ignored(f"{kind}.status", f"ignored: status {resource.status!r}; only a completed {kind} is a treatment")
+        return ignored(f"{kind}.status", f"ignored: status {capped(str(resource.status), 64)!r}; only a completed {kind} is a treatment")
     subject = subject_of(resource.subject.reference if resource.subject else None, known or {})
     if subject is None:
         return invalid(f"{kind}.subject", "subject must reference a Patient (Patient/{id}, or a Patient in the same Bundle)", "required")
@@ -351,7 +352,7 @@ def map_treatment(resource: Procedure | MedicationAdministration, clinics: Direc
         listed = "procedure_codes" if kind == "Procedure" else "medication_codes"
         shown = ", ".join(f"{s}|{c}" for s, c in codes) or "none"
         return ignored(f"{kind}.code" if kind == "Procedure" else f"{kind}.medication[x]",
-                       f"ignored: not a treatment of clinic {clinic.id!r}; its codes ({shown}) are not in "
+                       f"ignored: not a treatment of clinic {clinic.id!r}; its codes ({capped(shown, 300)}) are not in "
                        f"fhir.{listed} of the clinics file")
     path, moment = _when(resource)
     if moment is None:

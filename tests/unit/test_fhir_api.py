@@ -188,3 +188,14 @@ async def test_fuzzed_bytes_get_a_4xx_never_a_5xx(served, body):
     for path in ("/fhir/R4", "/fhir/R4/Patient", "/fhir/R4/MedicationAdministration"):
         response = await client.post(path, data=body, headers=TOKEN | FHIR)
         assert 400 <= response.status < 500
+
+
+@pytest.mark.parametrize("body", [
+    {"resourceType": "R" * 100_000},
+    {"resourceType": "Patient", "id": "p-1", "name": [{"given": ["Ana"]}], "telecom": [{"system": "phone", "value": "+19165550111"}],
+     "managingOrganization": {"identifier": {"system": "urn:cyclecare:clinic", "value": "c" * 100_000}}},
+])
+async def test_an_answer_quotes_a_huge_value_cut_short(edge, body):
+    client, _ = edge
+    response = await client.post("/fhir/R4/Patient", data=json.dumps(body), headers=TOKEN | FHIR)
+    assert response.status in (400, 422) and len(await response.text()) < 5000
