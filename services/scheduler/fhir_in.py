@@ -305,7 +305,17 @@ def subject_of(reference: str | None, known: Known) -> tuple[str, PatientRef | N
 
 
 def _codes(resource: Procedure | MedicationAdministration) -> list[tuple[str | None, str | None]]:
-    concept = resource.code if isinstance(resource, Procedure) else resource.medicationCodeableConcept
+    """The codes to look up in the clinic's list: a Procedure's code; an administration's
+    medicationCodeableConcept, or the code of the contained Medication its medicationReference
+    names (``#med``; a Medication elsewhere is not fetched)."""
+    if isinstance(resource, Procedure):
+        concept = resource.code
+    elif resource.medicationReference is not None:
+        local = (resource.medicationReference.reference or "").removeprefix("#")
+        medication = next((c for c in resource.contained or [] if c.get_resource_type() == "Medication" and c.id == local), None)
+        concept = medication.code if medication is not None else None
+    else:
+        concept = resource.medicationCodeableConcept
     return [(c.system, c.code) for c in (concept.coding or [])] if concept else []
 
 

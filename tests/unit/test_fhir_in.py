@@ -162,6 +162,16 @@ clinics:
 """
 
 
+def test_a_medication_may_be_named_by_a_contained_medication():
+    clinics = parse_clinics(CLINICS_WITH_MEDICATION)
+    contained = administration(medicationCodeableConcept=None, medicationReference={"reference": "#botox"},
+                               contained=[{"resourceType": "Medication", "id": "botox",
+                                           "code": {"coding": [{"system": RXNORM, "code": "9999"}]}}])
+    assert fhir_in.map_one(contained, clinics, NOW).status == 202
+    elsewhere = administration(medicationCodeableConcept=None, medicationReference={"reference": "Medication/botox"})
+    assert fhir_in.map_one(elsewhere, clinics, NOW).status == 200
+
+
 def test_a_clinic_that_lists_no_procedure_codes_ignores_procedures():
     result = fhir_in.map_one(procedure(), parse_clinics(CLINICS_WITH_MEDICATION), NOW)
     assert result.status == 200 and result.event is None
