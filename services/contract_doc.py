@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from services.envhelp import described, variables
 from shared import events
-from shared.clinics import Clinic, Clinician, ClinicRules
+from shared.clinics import Clinic, Clinician, ClinicRules, FhirCodes
 from shared.config import Settings
 from shared.endpoints import COMMON, ENDPOINTS
 from shared.reasons import labels
@@ -184,7 +184,8 @@ def clinics_section() -> list[str]:
     return ["## Clinics file (`CYCLECARE_CLINICS`)", "",
             "YAML (JSON is accepted, being YAML): `clinics:`, a list of clinics. An unknown key is an error naming it.",
             "", "### A clinic", "", *fields_table(Clinic), "", "### `clinicians:` entries", "", *fields_table(Clinician),
-            "", "### `rules:` (each overrides a clinical default)", "", *fields_table(ClinicRules)]
+            "", "### `rules:` (each overrides a clinical default)", "", *fields_table(ClinicRules),
+            "", "### `fhir:` (which FHIR resources from the EHR count as a treatment)", "", *fields_table(FhirCodes)]
 
 
 def render() -> str:

@@ -78,6 +78,36 @@ class ClinicRules(_Strict):
         return self
 
 
+CPT = "http://www.ama-assn.org/go/cpt"
+
+
+class Coding(_Strict):
+    """A FHIR code as the clinics file names it: ``{system: ..., code: ...}``."""
+
+    system: str = Field(min_length=1)
+    code: str = Field(min_length=1)
+
+
+class FhirCodes(_Strict):
+    """Which FHIR resources from the EHR count as this clinic's treatment (README, "FHIR").
+
+    A Procedure counts when one of its codes is listed (default: CPT 64615, chemodenervation
+    for chronic migraine); a MedicationAdministration when its medication code is listed.
+    No medication code is listed by default: an EHR sends administrations of many drugs,
+    and counting any of them would restart a patient's cycle."""
+
+    procedure_codes: tuple[Coding, ...] = Field(
+        (Coding(system=CPT, code="64615"),),
+        description=f"`{{system, code}}` pairs; default CPT 64615 (`{CPT}`)")
+    medication_codes: tuple[Coding, ...] = Field(
+        (), description="`{system, code}` pairs (RxNorm, SNOMED CT, a national code); none by default: "
+        "no MedicationAdministration counts until its code is listed")
+
+    def counts(self, resource_type: str, codes: list[tuple[str | None, str | None]]) -> bool:
+        listed = self.procedure_codes if resource_type == "Procedure" else self.medication_codes
+        return any((c.system, c.code) in codes for c in listed)
+
+
 class Clinic(_Strict):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -87,6 +117,7 @@ class Clinic(_Strict):
     escalation_phone: E164 | None = None  # paged from level 3
     escalation: EscalationPolicy = EscalationPolicy()
     rules: ClinicRules = ClinicRules()
+    fhir: FhirCodes = Field(FhirCodes(), description="see below")
 
     @model_validator(mode="after")
     def _clinician_ids_are_unique(self) -> "Clinic":

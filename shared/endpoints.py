@@ -37,6 +37,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/v1/patients", "scheduler", "ingest API: patient events (bearer token)"),
     Endpoint("POST", "/v1/treatments", "scheduler", "ingest API: treatment events (bearer token)"),
     Endpoint("POST", "/v1/alerts/", "scheduler", "alert actions (bearer token)"),
+    Endpoint("POST", "/fhir/R4/Patient", "scheduler", "FHIR R4 in: a Patient (bearer token)"),
+    Endpoint("POST", "/fhir/R4/Procedure", "scheduler", "FHIR R4 in: a Procedure (bearer token)"),
+    Endpoint("POST", "/fhir/R4/MedicationAdministration", "scheduler", "FHIR R4 in: a MedicationAdministration (bearer token)"),
+    Endpoint("POST", "/fhir/R4", "scheduler", "FHIR R4 in: a batch or transaction Bundle (bearer token)"),
     Endpoint("GET", "/login", "portal", "clinician portal: sign in, then the inbox at /"),
     Endpoint("GET", "/patients", "portal", "clinician portal: patient search and pages"),
 )

@@ -20,6 +20,8 @@ MAX_ERROR_CHARS = 2000  # the reason a dead letter or a log line gives
 # --- HTTP ------------------------------------------------------------------------------
 MAX_HTTP_BODY_BYTES = 64 * KIB  # ingest JSON and Twilio forms
 MAX_FORM_FIELDS = 100  # parameters in one Twilio form
+MAX_FHIR_BODY_BYTES = 8 * 1024 * KIB  # a FHIR resource or Bundle posted to /fhir/R4
+MAX_FHIR_BUNDLE_ENTRIES = 1000  # entries in one batch or transaction Bundle
 
 # --- strings in the contract events (characters) ---------------------------------------
 MAX_ID = 128  # event_id, patient_id, clinic_id, treatment_id, checkin_id, alert_id, message keys, SIDs

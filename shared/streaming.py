@@ -116,10 +116,13 @@ class Runtime:
         schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
         return self.app.Table(name, default=None, schema=schema, partitions=self.settings.partitions)
 
-    async def publish(self, topic: str, key: str, event: Event, *, wait: bool = False) -> None:
+    async def publish(self, topic: str, key: str, event: Event, *, wait: bool = False) -> Awaitable[Any]:
+        """Send ``event``; with ``wait``, return once the broker acknowledged it, else return
+        the acknowledgement to await (many sends, then one wait, as a Bundle does)."""
         future = await self.topic(topic).send(key=key.encode(), value=encode(event))
         if wait:
             await future
+        return future
 
     # --- consuming ----------------------------------------------------------------
 

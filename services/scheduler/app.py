@@ -22,6 +22,7 @@ from shared.events import (
 )
 from shared.streaming import Runtime
 from services.scheduler import domain
+from services.scheduler.adapters.fhir_api import add_fhir_routes
 from services.scheduler.adapters.ingest_api import add_ingest_routes
 from services.scheduler.timerwheel import TimerWheel
 
@@ -148,4 +149,5 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
             await rt.publish(topics.scheduler_commands, patient_id, TimerFire(patient_id=patient_id, at=now))
 
     add_ingest_routes(rt, clinics)
+    add_fhir_routes(rt, clinics, clock)
     return rt

@@ -49,15 +49,24 @@ async def read_json(request: web.Request) -> object:
         raise Refused(422, f"body is not JSON: {exc}") from None
 
 
+def bearer_refusal(request: web.Request, token: str | None) -> Refused | None:
+    """Why a request to the ingest APIs (JSON and FHIR) is refused before its body is read:
+    503 without a configured token, 401 without the right one; ``None`` when it may pass."""
+    if not token:
+        return Refused(503, "ingest API disabled: CYCLECARE_API_TOKEN is not set")
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return Refused(401, "missing or wrong bearer token")
+    return None
+
+
 def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
     token = rt.settings.api_token
 
     async def ingest(request: web.Request, adapter: TypeAdapter, topic: str, default_type: str) -> web.Response:
-        if not token:
-            return _problem(503, "ingest API disabled: CYCLECARE_API_TOKEN is not set")
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return _problem(401, "missing or wrong bearer token")
+        refused = bearer_refusal(request, token)
+        if refused:
+            return _problem(refused.status, refused.reason)
         try:
             body = await read_json(request)
         except Refused as exc:
