@@ -35,7 +35,6 @@ from shared.clinics import Clinic, Directory
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.events import (
-    CheckinDue,
     ClinicianAlert,
     ConsentChanged,
     DigestDue,
@@ -100,7 +99,7 @@ async def on_consent(d: Deps, key: str, event: Event) -> None:
 
 
 async def on_due(d: Deps, key: str, event: Event) -> None:
-    if isinstance(event, (CheckinDue, ReminderDue)):
+    if isinstance(event, ReminderDue):
         clinic = d.clinics.require(event.clinic_id)
         await d.deliverer.execute(domain.on_due(event, await d.contacts.soon(event.patient_id), clinic))
 

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clinics import Clinic
 from shared.events import (
-    CheckinDue,
     ClinicianAlert,
     ConsentChanged,
     Event,
@@ -26,7 +25,6 @@ from shared.events import (
 
 # Messages a patient gets even after opting out: the one confirmation, and help.
 ALWAYS_ALLOWED = {"opt_out_confirmation", "opt_in_confirmation", "help", "safety_reply", "unknown_sender"}
-FIRST_QUESTION = {"side_effects": "checkin_q1", "headache_frequency": "checkin_q3a"}
 EMERGENCY_NUMBER = {"US": "911", "CA": "911", "ES": "112", "MX": "911", "GB": "999"}
 
 
@@ -157,9 +155,7 @@ def for_patient(
 
 
 def on_due(event: Event, contact: Contact | None, clinic: Clinic) -> list[Decision]:
-    if isinstance(event, CheckinDue):
-        kind = FIRST_QUESTION[event.kind]
-        return [for_patient(f"{event.event_id}:{kind}", kind, contact, clinic, sms_only=True, patient_id=event.patient_id)]
+    """Booking reminders (a check-in's questions are the survey's: they come as outbound requests)."""
     if isinstance(event, ReminderDue):
         extra = {"days_since": event.day}
         return [for_patient(f"{event.event_id}:booking_reminder", "booking_reminder", contact, clinic, extra=extra,

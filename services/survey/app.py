@@ -29,7 +29,7 @@ from shared.limits import SMS_PARSE_CHARS
 from shared.streaming import Runtime
 from services.survey import domain
 from services.survey.adapters.webhook import add_sms_webhook
-from services.survey.parsing import detect_red_flags, parse_reply
+from services.survey.parsing import parse_reply
 
 log = logging.getLogger(__name__)
 SIDS_REMEMBERED = 200
@@ -66,6 +66,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
 
     async def on_due(key: str, event: Event) -> None:
         if isinstance(event, CheckinDue):
+            clinics.require(event.clinic_id)
             await apply(domain.on_checkin_due(load(event.patient_id), event))
         elif isinstance(event, CheckinExpired):
             await apply(domain.on_checkin_expired(load(event.patient_id), event, clock.now()))
@@ -79,11 +80,9 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
             file = load(event.patient_id)
             question = file.open.question if file.open else None
             reply = parse_reply(event.body[:SMS_PARSE_CHARS], question)  # the whole body stays in the evidence
-            # the inbound agent already escalated the red flags the text itself names
             clinic = clinics.get(event.clinic_id)
             rules = clinic.rules if clinic else domain.DEFAULT_RULES
-            outcome = domain.on_reply(file, event.body, event.message_sid, reply, clock.now(), escalated=True, rules=rules)
-            await apply(outcome)
+            await apply(domain.on_reply(file, event.body, event.message_sid, reply, clock.now(), rules=rules))
 
     # --- keyed by phone ---------------------------------------------------------
 
@@ -118,13 +117,10 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         ))
 
     async def escalate_at_once(entry: dict, event: InboundSms) -> None:
-        """Red-flag words need no conversation state: the safety reply and the urgent
-        alert leave from here, one hop (and one consumer poll) sooner."""
-        red_flags = detect_red_flags(event.body[:SMS_PARSE_CHARS])
-        if not red_flags:
-            return
+        """The safety reply and the urgent alert leave from here, one hop (and one
+        consumer poll) sooner than the conversation."""
         file = domain.PatientFile(patient_id=entry["patient_id"], clinic_id=entry["clinic_id"], language=entry.get("language", "en"))
-        for short, alert_or_reply in domain.red_flag_escalation(file, event.body, event.message_sid, red_flags, clock.now()):
+        for short, alert_or_reply in domain.red_flags_at_any_time(file, event.body, event.message_sid, clock.now()):
             await rt.publish(topics.name(short), file.patient_id, alert_or_reply)
 
     for topic, handler in {

@@ -178,8 +178,8 @@ async def test_the_same_message_sid_delivered_twice_gives_one_alert(stack: Stack
                               what="the routine alert after the copy")
     assert [a.severity for a in alerts] == ["urgent", "routine"]
     await stack.sms(phone, 2, "the safety reply")
-    replies = await eventually(lambda: stack.events("outbound", OutboundRequested, patient_id), what="the safety reply request")
-    assert [r.kind for r in replies] == ["safety_reply"]
+    requests = await eventually(lambda: stack.events("outbound", OutboundRequested, patient_id), what="the safety reply request")
+    assert [r.kind for r in requests] == ["checkin_q1", "safety_reply"]  # the survey asked Q1, then replied once
 
 
 async def test_stop_revokes_consent_once_and_no_later_checkin_or_question_reaches_the_patient(stack: Stack):

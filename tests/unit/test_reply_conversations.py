@@ -26,8 +26,12 @@ def checkin_open(kind: str = "side_effects", language: str = "en") -> domain.Pat
 
 
 def reply(file: domain.PatientFile, text: str) -> domain.Outcome:
+    """As the app handles a reply: red flags at once (inbound path), then the conversation."""
+    sid = f"SM{next(_sids):032d}"
     question = file.open.question if file.open else None
-    return domain.on_reply(file, text, f"SM{next(_sids):032d}", parse_reply(text, question), NOW)
+    at_once = domain.red_flags_at_any_time(file, text, sid, NOW)
+    outcome = domain.on_reply(file, text, sid, parse_reply(text, question), NOW)
+    return domain.Outcome(file=outcome.file, emit=[*at_once, *outcome.emit])
 
 
 def alerts(outcome: domain.Outcome) -> list[ClinicianAlert]:
