@@ -15,15 +15,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from shared.events import ANY_EVENT, Event, utcnow
+from shared import events, notifier_events, scheduler_events, survey_events
+from shared.envelope import Event, utcnow
 from shared.limits import (
     MAX_DLQ_ORIGINAL_BYTES, MAX_ERROR_CHARS, MAX_INT_DIGITS, MAX_JSON_DEPTH, MAX_KEY_BYTES, MAX_RECORD_BYTES,
     MAX_TYPE,
 )
+
+
+# Every event cyclecare reads: the public contract, then each service's internal family.
+ALL_EVENTS: tuple[type[Event], ...] = (
+    *events.CONTRACT_EVENTS, *survey_events.EVENTS, *notifier_events.EVENTS, *scheduler_events.EVENTS,
+)
+ANY_EVENT: TypeAdapter[Any] = TypeAdapter(Annotated[Union[ALL_EVENTS], Field(discriminator="type")])  # type: ignore[valid-type]
 
 
 class DecodeError(ValueError):

@@ -37,18 +37,15 @@ from shared.config import Settings
 from shared.events import (
     ClinicianAlert,
     ConsentChanged,
-    DigestDue,
-    DigestItemAdded,
     Event,
     MessageDelivered,
     MessageFailed,
-    OutboundRequested,
     PatientDischarged,
     PatientSnapshot,
     ReminderDue,
-    RetryScheduled,
     deterministic_id,
 )
+from shared.notifier_events import DigestDue, DigestItemAdded, OutboundRequested, RetryScheduled
 from shared.streaming import Runtime
 from services.notifier import digest, domain, receipts
 from services.notifier.adapters.ports import EmailSender, SmsSender
@@ -110,7 +107,7 @@ async def on_alert(d: Deps, key: str, event: Event) -> None:
         clinic, patient = d.clinics.require(event.clinic_id), d.contacts.get(event.patient_id)
         await d.deliverer.execute(domain.on_alert(event, patient, clinic))
         if (line := digest.line_for_alert(event, patient, clinic)) is not None:
-            await d.rt.publish(d.rt.topics.notifier_retry, line.clinic_id, line)
+            await d.rt.emit(line.clinic_id, line)
 
 
 async def on_outbound(d: Deps, key: str, event: Event) -> None:
@@ -154,7 +151,7 @@ async def on_delivery(d: Deps, key: str, event: Event) -> None:
     streak = receipts.after_receipt(receipts.Streak.model_validate(d.streaks.get(event.patient_id) or {}), event)
     d.streaks[event.patient_id] = streak.model_dump(mode="json")
     if isinstance(event, MessageFailed) and (alert := receipts.unreachable_alert(streak, event, d.clock.now())):
-        await d.rt.publish(d.rt.topics.alerts, alert.patient_id, alert)
+        await d.rt.emit(alert.patient_id, alert)
 
 
 async def digest_clock(d: Deps) -> None:
@@ -164,7 +161,7 @@ async def digest_clock(d: Deps) -> None:
         day = digest.due_day(clinic, now)
         if day is not None and (clinic.id, day) not in d.digests_asked:
             d.digests_asked.add((clinic.id, day))
-            await d.rt.publish(d.rt.topics.notifier_retry, clinic.id, DigestDue(
+            await d.rt.emit(clinic.id, DigestDue(
                 event_id=deterministic_id("digest_due", clinic.id, day), clinic_id=clinic.id, day=day))
 
 

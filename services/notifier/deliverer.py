@@ -24,9 +24,9 @@ from shared.events import (
     MessageFailed,
     MessageSent,
     MessageSuppressed,
-    RetryScheduled,
     deterministic_id,
 )
+from shared.notifier_events import RetryScheduled
 from shared.streaming import Runtime
 from services.notifier import delivery, domain
 from services.notifier.adapters.ports import EmailSender, Outcome, RetryLater, Sent, SmsSender
@@ -144,7 +144,7 @@ class Deliverer:
     async def schedule_retry(self, out: domain.Outgoing, attempt: int, wait: float) -> None:
         not_before = self.wall.now() + timedelta(seconds=wait)
         retry = RetryScheduled(outgoing=out.model_dump(mode="json"), attempt=attempt, not_before=not_before)
-        await self.rt.publish(self.rt.topics.notifier_retry, key_of(out), retry)
+        await self.rt.emit(key_of(out), retry)
 
     async def fail(self, out: domain.Outgoing, failure: delivery.Fail) -> None:
         self.track_urgent(out, pending=False)
@@ -165,7 +165,7 @@ class Deliverer:
         # consent topic has been read back
         if c := self.contacts.get(out.patient_id):
             self.contacts.save(domain.with_consent(c, event))
-        await self.rt.publish(self.rt.topics.consent, event.patient_id, event)
+        await self.rt.emit(event.patient_id, event)
 
     async def raise_unreachable(self, out: domain.Outgoing, code: str) -> None:
         alert = ClinicianAlert(
@@ -174,7 +174,7 @@ class Deliverer:
             reasons=["unreachable"], summary=f"Messages to this patient's phone fail (provider code {code}).",
             raised_at=self.clock.now(), evidence={"error_code": code, "message_kind": out.kind},
         )
-        await self.rt.publish(self.rt.topics.alerts, alert.patient_id, alert)
+        await self.rt.emit(alert.patient_id, alert)
 
     async def suppress(self, s: domain.Suppressed) -> None:
         if self.ledger.get(s.message_key):
@@ -201,4 +201,4 @@ class Deliverer:
             metrics.URGENT_UNDELIVERED.set(len(self.urgent_pending))
 
     async def report(self, key: str, event: Event) -> None:
-        await self.rt.publish(self.rt.topics.deliveries, key, event)
+        await self.rt.emit(key, event)

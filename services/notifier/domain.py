@@ -13,15 +13,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clinics import Clinic
-from shared.events import (
-    ClinicianAlert,
-    ConsentChanged,
-    Event,
-    OutboundRequested,
-    PatientSnapshot,
-    ReminderDue,
-    deterministic_id,
-)
+from shared.events import ClinicianAlert, ConsentChanged, Event, PatientSnapshot, ReminderDue, deterministic_id
+from shared.notifier_events import OutboundRequested
 
 # Messages a patient gets even after opting out: the one confirmation, and help.
 ALWAYS_ALLOWED = {"opt_out_confirmation", "opt_in_confirmation", "help", "safety_reply", "unknown_sender"}

@@ -18,13 +18,12 @@ from shared.events import (
     CheckinExpired,
     ConsentChanged,
     Event,
-    InboundSms,
-    OutboundRequested,
     PatientDischarged,
     PatientSnapshot,
-    ReplyReceived,
     deterministic_id,
 )
+from shared.notifier_events import OutboundRequested
+from shared.survey_events import InboundSms, ReplyReceived
 from shared.limits import SMS_PARSE_CHARS
 from shared.streaming import Runtime
 from services.survey import domain
@@ -49,8 +48,8 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         # The file is written before the first await: several agents share the table, and
         # a load ... await ... write would let one agent's update overwrite another's.
         files[outcome.file.patient_id] = outcome.file.model_dump(mode="json")
-        for short, event in outcome.emit:
-            await rt.publish(topics.name(short), outcome.file.patient_id, event)
+        for event in outcome.emit:
+            await rt.emit(outcome.file.patient_id, event)
 
     # --- keyed by patient -------------------------------------------------------
 
@@ -105,13 +104,13 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     async def forward(entry: dict, event: InboundSms) -> None:
         if "patient_id" not in entry:
             log.info("SMS from a number no clinic knows (%s chars); asked for the neutral reply", len(event.body))
-            await rt.publish(topics.outbound, event.from_phone, OutboundRequested(
+            await rt.emit(event.from_phone, OutboundRequested(
                 event_id=deterministic_id("unknown", event.from_phone), message_key=deterministic_id("unknown", event.from_phone),
                 patient_id=None, clinic_id="", to_phone=event.from_phone, kind="unknown_sender",
             ))
             return
         await escalate_at_once(entry, event)
-        await rt.publish(topics.survey_replies, entry["patient_id"], ReplyReceived(
+        await rt.emit(entry["patient_id"], ReplyReceived(
             event_id=event.message_sid, patient_id=entry["patient_id"], clinic_id=entry["clinic_id"],
             message_sid=event.message_sid, body=event.body, received_at=event.received_at,
         ))
@@ -120,8 +119,8 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         """The safety reply and the urgent alert leave from here, one hop (and one
         consumer poll) sooner than the conversation."""
         file = domain.PatientFile(patient_id=entry["patient_id"], clinic_id=entry["clinic_id"], language=entry.get("language", "en"))
-        for short, alert_or_reply in domain.red_flags_at_any_time(file, event.body, event.message_sid, clock.now()):
-            await rt.publish(topics.name(short), file.patient_id, alert_or_reply)
+        for reply_or_alert in domain.red_flags_at_any_time(file, event.body, event.message_sid, clock.now()):
+            await rt.emit(file.patient_id, reply_or_alert)
 
     for topic, handler in {
         topics.patients: on_patient,

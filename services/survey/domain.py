@@ -22,11 +22,11 @@ from shared.events import (
     ClinicianAlert,
     ConsentChanged,
     Event,
-    OutboundRequested,
     PatientSnapshot,
     Severity,
     deterministic_id,
 )
+from shared.notifier_events import OutboundRequested
 from shared.clinics import ClinicRules
 from shared.limits import SMS_PARSE_CHARS
 from services.survey.parsing import Finding, Question, Reply, detect_red_flags, explain
@@ -93,11 +93,13 @@ class PatientFile(BaseModel):
 
 
 class Outcome(BaseModel):
-    file: PatientFile
-    emit: list[tuple[str, Event]] = Field(default_factory=list)
+    """The new file and the events to publish (each to its type's topic: ``shared.topics``)."""
 
-    def add(self, topic: str, event: Event) -> "Outcome":
-        self.emit.append((topic, event))
+    file: PatientFile
+    emit: list[Event] = Field(default_factory=list)
+
+    def add(self, event: Event) -> "Outcome":
+        self.emit.append(event)
         return self
 
 
@@ -160,9 +162,9 @@ def on_checkin_due(file: PatientFile, event: CheckinDue) -> Outcome:
         return Outcome(file=file)
     if file.open and file.open.checkin_id == event.checkin_id:
         unanswered = file.open.question == first and not file.open.raw
-        return Outcome(file=file, emit=[("outbound", ask)] if unanswered else [])
+        return Outcome(file=file, emit=[ask] if unanswered else [])
     if file.opted_out or file.discharged:
-        return Outcome(file=file).add("outbound", ask)
+        return Outcome(file=file).add(ask)
     conversation = Conversation(
         checkin_id=event.checkin_id, kind=event.kind, treatment_id=event.treatment_id,
         cycle=event.cycle, day=event.day, due_at=event.due_at, question=first,
@@ -170,7 +172,7 @@ def on_checkin_due(file: PatientFile, event: CheckinDue) -> Outcome:
     outcome = Outcome(file=file)
     if file.open:
         outcome = _unanswered(file, file.open, event.due_at, superseded_by=event.checkin_id)
-    return Outcome(file=outcome.file.model_copy(update={"open": conversation}), emit=[*outcome.emit, ("outbound", ask)])
+    return Outcome(file=outcome.file.model_copy(update={"open": conversation}), emit=[*outcome.emit, ask])
 
 
 def on_checkin_expired(file: PatientFile, event: CheckinExpired, now: datetime) -> Outcome:
@@ -179,7 +181,7 @@ def on_checkin_expired(file: PatientFile, event: CheckinExpired, now: datetime) 
     return _unanswered(file, file.open, now)
 
 
-def red_flags_at_any_time(file: PatientFile, text: str, sid: str, now: datetime) -> list[tuple[str, Event]]:
+def red_flags_at_any_time(file: PatientFile, text: str, sid: str, now: datetime) -> list[Event]:
     """A red flag named in any message, at any time, whatever question is open: the
     safety reply and the urgent alert at once. It needs no conversation state, so the
     inbound path calls it as soon as it knows the sender (one hop sooner); the
@@ -190,7 +192,7 @@ def red_flags_at_any_time(file: PatientFile, text: str, sid: str, now: datetime)
 
 
 def red_flag_escalation(file: PatientFile, text: str, sid: str, red_flags: tuple[str, ...], now: datetime,
-                        checkin_id: str | None = None, findings: tuple[Finding, ...] | None = None) -> list[tuple[str, Event]]:
+                        checkin_id: str | None = None, findings: tuple[Finding, ...] | None = None) -> list[Event]:
     """The safety reply and the urgent alert for a red flag, safety reply first; the ids
     depend only on the patient and the MessageSid. The alert's evidence says why: the
     words read and the rule that read them."""
@@ -201,8 +203,8 @@ def red_flag_escalation(file: PatientFile, text: str, sid: str, red_flags: tuple
     if why := described(explain(text) if findings is None else findings):
         evidence["findings"] = why
     return [
-        ("outbound", _ask(file, "safety_reply", sid, urgent=True)),
-        ("alerts", _alert(file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(map(reason_label, reasons))}.", now, evidence, cause=sid)),
+        _ask(file, "safety_reply", sid, urgent=True),
+        _alert(file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(map(reason_label, reasons))}.", now, evidence, cause=sid),
     ]
 
 
@@ -228,7 +230,7 @@ def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, 
     if reply.red_flags or (file.open and file.open.question == "q1_red_flags" and reply.yes_no):
         return _urgent(file, text, sid, reply, now, rules)
     if file.open is None:
-        return Outcome(file=file).add("alerts", _alert(
+        return Outcome(file=file).add(_alert(
             file, "routine", ["patient_message"], "Patient sent a message outside a check-in.",
             now, {"reply": text}, cause=sid,
         ))
@@ -241,7 +243,7 @@ def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, 
 
 
 def _help(file: PatientFile, sid: str, now: datetime) -> Outcome:
-    return Outcome(file=file).add("outbound", _ask(file, "help", sid))
+    return Outcome(file=file).add(_ask(file, "help", sid))
 
 
 def _opt_out(file: PatientFile, sid: str, now: datetime) -> Outcome:
@@ -251,15 +253,15 @@ def _opt_out(file: PatientFile, sid: str, now: datetime) -> Outcome:
         return Outcome(file=file)
     closed = _closing(file, file.open.checkin_id) if file.open else file
     outcome = Outcome(file=closed.model_copy(update={"opted_out": True, "open": None}))
-    outcome.add("consent", _consent(file, sid, granted=False, now=now))
-    return outcome.add("outbound", _ask(file, "opt_out_confirmation", sid))
+    outcome.add(_consent(file, sid, granted=False, now=now))
+    return outcome.add(_ask(file, "opt_out_confirmation", sid))
 
 
 def _opt_in(file: PatientFile, sid: str, now: datetime) -> Outcome:
     outcome = Outcome(file=file.model_copy(update={"opted_out": False}))
     if file.opted_out:
-        outcome.add("consent", _consent(file, sid, granted=True, now=now))
-    return outcome.add("outbound", _ask(file, "opt_in_confirmation", sid))
+        outcome.add(_consent(file, sid, granted=True, now=now))
+    return outcome.add(_ask(file, "opt_in_confirmation", sid))
 
 
 def _consent(file: PatientFile, sid: str, *, granted: bool, now: datetime) -> ConsentChanged:
@@ -300,8 +302,8 @@ def _unreadable(file: PatientFile, text: str, sid: str, now: datetime) -> Outcom
     updated = conversation.model_copy(update={"attempts": conversation.attempts + 1, "raw": [*conversation.raw, text]})
     outcome = Outcome(file=file.model_copy(update={"open": updated}))
     if conversation.attempts == 0:
-        return outcome.add("outbound", _ask(file, "reprompt", sid, context={"question": conversation.question}))
-    return outcome.add("alerts", _alert(
+        return outcome.add(_ask(file, "reprompt", sid, context={"question": conversation.question}))
+    return outcome.add(_alert(
         file, "routine", ["unparsed_reply"], "Patient's reply to a check-in could not be read.",
         now, {"reply": text, "checkin_id": conversation.checkin_id, "question": conversation.question}, cause=sid,
     ))
@@ -319,21 +321,21 @@ def _answer(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime,
         numbers = {"medication_days": reply.number} if question == "q3b_medication_days" else \
             {"headache_days": reply.number, "medication_days": reply.medication_days}
         outcome = _complete(file, conversation, numbers, text, now)
-        outcome.add("outbound", _ask(file, "checkin_thanks", sid))
+        outcome.add(_ask(file, "checkin_thanks", sid))
         return judge_response(outcome, now, rules.non_response_reduction)
     # Q2, or a NO to Q1 that names the common effects too ("no, though my neck is stiff")
     answers: dict[str, Any] = {"effects": [e.model_dump() for e in reply.effects or ()]}
     if question == "q1_red_flags":
         answers["red_flags"] = False
     outcome = _complete(file, conversation, answers, text, now)
-    outcome.add("outbound", _ask(file, "checkin_thanks", sid))
+    outcome.add(_ask(file, "checkin_thanks", sid))
     severity = effects_severity(reply)
     if severity:
         reasons = [e.reason for e in reply.effects or ()]
         evidence: dict[str, Any] = {"reply": text, "checkin_id": conversation.checkin_id}
         if why := described(reply.findings):
             evidence["findings"] = why
-        outcome.add("alerts", _alert(
+        outcome.add(_alert(
             file, severity, reasons, f"Patient reports side effects: {', '.join(_describe(reply))}.",
             now, evidence, cause=sid,
         ))
@@ -356,7 +358,7 @@ def _next(file: PatientFile, conversation: Conversation, question: Question, ans
         "question": question, "attempts": 0, "answers": conversation.answers | answers, "raw": [*conversation.raw, text],
     })
     outcome = Outcome(file=file.model_copy(update={"open": updated}))
-    return outcome.add("outbound", _ask(file, TEMPLATE_OF[question], question_cause(file, conversation.checkin_id, question)))
+    return outcome.add(_ask(file, TEMPLATE_OF[question], question_cause(file, conversation.checkin_id, question)))
 
 
 def question_cause(file: PatientFile, checkin_id: str, question: Question) -> str:
@@ -378,7 +380,7 @@ def _complete(file: PatientFile, conversation: Conversation, answers: dict, text
                                   at=conversation.due_at or now, checkin_id=conversation.checkin_id)
         closed = closed.model_copy(update={"readings": file.readings | {reading_key(reading.cycle, reading.day): reading}})
     outcome = Outcome(file=closed)
-    return outcome.add("checkins", CheckinCompleted(
+    return outcome.add(CheckinCompleted(
         event_id=deterministic_id("completed", conversation.checkin_id), occurred_at=now,
         patient_id=file.patient_id, clinic_id=file.clinic_id, checkin_id=conversation.checkin_id,
         kind=conversation.kind, treatment_id=conversation.treatment_id, cycle=conversation.cycle,
@@ -396,7 +398,7 @@ def _unanswered(file: PatientFile, conversation: Conversation, now: datetime, *,
         evidence["superseded_by"] = superseded_by
         summary = "Check-in got no complete answer before the next one replaced it."
     outcome = Outcome(file=_closing(file, conversation.checkin_id))
-    return outcome.add("alerts", _alert(file, "routine", ["no_reply"], summary, now, evidence, cause=conversation.checkin_id))
+    return outcome.add(_alert(file, "routine", ["no_reply"], summary, now, evidence, cause=conversation.checkin_id))
 
 
 # --- outcomes over months (NICE TA260) ------------------------------------------------
@@ -427,7 +429,7 @@ def _judge_non_response(outcome: Outcome, now: datetime, threshold: float) -> Ou
     if reduction >= threshold:
         return outcome
     flagged = file.model_copy(update={"non_response_cycles": [*file.non_response_cycles, latest.cycle]})
-    return Outcome(file=flagged, emit=outcome.emit).add("alerts", _alert(
+    return Outcome(file=flagged, emit=outcome.emit).add(_alert(
         file, "review", ["non_response"],
         f"Headache days {baseline} -> {latest.days} ({reduction:.0%} reduction) after {len(cycles)} cycles; "
         f"below the {threshold:.0%} response threshold.",
@@ -462,7 +464,7 @@ def _judge_episodic(outcome: Outcome, now: datetime) -> Outcome:
     if file.episodic_reported_from == reading_key(first.cycle, first.day):
         return outcome
     reported = file.model_copy(update={"episodic_reported_from": reading_key(first.cycle, first.day)})
-    return Outcome(file=reported, emit=outcome.emit).add("alerts", _alert(
+    return Outcome(file=reported, emit=outcome.emit).add(_alert(
         file, "review", ["below_chronic_threshold"],
         f"Fewer than {CHRONIC_DAYS} headache days a month for {len(streak)} consecutive months "
         f"({', '.join(str(r.days) for r in streak)}).",

@@ -15,10 +15,10 @@ from shared.events import (
     MessageFailed,
     MessageSent,
     MessageSuppressed,
-    OutboundRequested,
     PatientEnrolled,
     ReminderDue,
 )
+from shared.notifier_events import OutboundRequested
 from tests.support.kafka import eventually
 
 PHONE = "+19165550123"

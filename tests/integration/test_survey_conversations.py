@@ -28,10 +28,10 @@ from shared.events import (
     ClinicianAlert,
     ConsentChanged,
     MessageSuppressed,
-    OutboundRequested,
     PatientEnrolled,
     PatientUpdated,
 )
+from shared.notifier_events import OutboundRequested
 from shared.topics import Topics
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.kafka import Publisher, TopicWatcher, eventually

@@ -10,6 +10,7 @@ from itertools import count
 from services.survey import domain
 from services.survey.parsing import parse_reply
 from shared.events import CheckinCompleted, CheckinDue, ClinicianAlert, PatientEnrolled
+from shared.notifier_events import OutboundRequested
 
 NOW = datetime(2026, 11, 25, 22, 0, tzinfo=timezone.utc)
 _sids = count(1)
@@ -35,15 +36,15 @@ def reply(file: domain.PatientFile, text: str) -> domain.Outcome:
 
 
 def alerts(outcome: domain.Outcome) -> list[ClinicianAlert]:
-    return [e for t, e in outcome.emit if t == "alerts"]
+    return [e for e in outcome.emit if isinstance(e, ClinicianAlert)]
 
 
 def completed(outcome: domain.Outcome) -> list[CheckinCompleted]:
-    return [e for _, e in outcome.emit if isinstance(e, CheckinCompleted)]
+    return [e for e in outcome.emit if isinstance(e, CheckinCompleted)]
 
 
 def outbound(outcome: domain.Outcome) -> list[str]:
-    return [e.kind for t, e in outcome.emit if t == "outbound"]
+    return [e.kind for e in outcome.emit if isinstance(e, OutboundRequested)]
 
 
 def test_a_no_with_a_stiff_neck_answers_q1_and_q2_and_raises_a_routine_alert() -> None:
@@ -94,7 +95,7 @@ def test_the_urgent_alert_says_which_words_were_read_as_which_symptom() -> None:
 
 def test_the_inbound_escalation_explains_itself_the_same_way() -> None:
     file = checkin_open()
-    [(_, safety), (_, alert)] = domain.red_flag_escalation(file, "pills won't go down", "SM1", ("dysphagia",), NOW)
+    [safety, alert] = domain.red_flag_escalation(file, "pills won't go down", "SM1", ("dysphagia",), NOW)
     assert any("-> dysphagia" in line for line in alert.evidence["findings"])
 
 

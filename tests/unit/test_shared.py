@@ -219,3 +219,22 @@ def test_the_log_filter_redacts_arguments_too() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "message to %s", ("+19165550199",), None)
     RedactingFilter().filter(record)
     assert "+1916" not in record.getMessage()
+
+
+def test_every_event_type_is_routed_to_a_topic_cyclecare_knows():
+    from shared.codec import ALL_EVENTS
+    from shared.topics import INTERNAL, PUBLIC, TOPIC_OF
+
+    types = {cls.model_fields["type"].default for cls in ALL_EVENTS}
+    assert types == set(TOPIC_OF) and set(TOPIC_OF.values()) <= set(PUBLIC + INTERNAL)
+
+
+def test_an_event_is_published_to_the_topic_of_its_type_in_the_namespace():
+    from shared.events import ClinicianAlert
+    from shared.notifier_events import OutboundRequested
+    from shared.topics import Topics
+
+    alert = ClinicianAlert(alert_id="a", patient_id="p", clinic_id="c", severity="urgent", reasons=["dysphagia"],
+                           summary="s", raised_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    ask = OutboundRequested(message_key="k", patient_id="p", clinic_id="c", kind="checkin_q1")
+    assert [Topics("t1").of(e) for e in (alert, ask)] == ["t1.alerts", "t1.outbound"]

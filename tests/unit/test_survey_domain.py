@@ -7,7 +7,8 @@ from itertools import count
 
 from services.survey import domain
 from services.survey.parsing import parse_reply
-from shared.events import CheckinCompleted, CheckinDue, CheckinExpired, ClinicianAlert, ConsentChanged, OutboundRequested, PatientEnrolled
+from shared.events import CheckinCompleted, CheckinDue, CheckinExpired, ClinicianAlert, ConsentChanged, PatientEnrolled
+from shared.notifier_events import OutboundRequested
 
 NOW = datetime(2026, 3, 12, 22, 0, tzinfo=timezone.utc)
 TREATED = datetime(2026, 3, 10, 17, 0, tzinfo=timezone.utc)
@@ -41,15 +42,15 @@ def reply(file: domain.PatientFile, text: str, sid: str | None = None) -> domain
 
 
 def alerts(outcome: domain.Outcome) -> list[ClinicianAlert]:
-    return [e for t, e in outcome.emit if t == "alerts"]
+    return [e for e in outcome.emit if isinstance(e, ClinicianAlert)]
 
 
 def outbound(outcome: domain.Outcome) -> list[str]:
-    return [e.kind for t, e in outcome.emit if t == "outbound"]
+    return [e.kind for e in outcome.emit if isinstance(e, OutboundRequested)]
 
 
 def of_type(outcome: domain.Outcome, cls: type) -> list:
-    return [e for _, e in outcome.emit if isinstance(e, cls)]
+    return [e for e in outcome.emit if isinstance(e, cls)]
 
 
 def conversation(file: domain.PatientFile, *texts: str) -> tuple[domain.PatientFile, list[domain.Outcome]]:
@@ -77,8 +78,8 @@ def test_red_flag_words_outside_any_checkin_raise_an_urgent_alert_and_a_safety_r
     [alert] = alerts(outcome)
     assert alert.severity == "urgent" and alert.reasons == ["dysphagia"]
     assert alert.evidence["reply"] == "can't swallow right since Tuesday"
-    first_topic, first = outcome.emit[0]
-    assert first_topic == "outbound" and first.kind == "safety_reply" and first.urgent
+    first = outcome.emit[0]
+    assert isinstance(first, OutboundRequested) and first.kind == "safety_reply" and first.urgent
 
 
 def test_a_yes_to_q1_completes_the_checkin_and_raises_an_urgent_alert():
@@ -142,7 +143,7 @@ def test_the_same_reply_redelivered_changes_nothing_and_the_same_cause_gives_the
     assert reply(first.file, "YES", sid="SM1").emit == []
     again_from_old_state = reply(file, "YES", sid="SM1")
     assert alerts(again_from_old_state)[0].alert_id == alerts(first)[0].alert_id
-    assert [e.event_id for _, e in again_from_old_state.emit] == [e.event_id for _, e in first.emit]
+    assert [e.event_id for e in again_from_old_state.emit] == [e.event_id for e in first.emit]
 
 
 # --- headache check-ins ---------------------------------------------------------------
@@ -322,7 +323,7 @@ def test_red_flag_words_are_escalated_at_once_and_the_conversation_only_closes_q
     text = "trouble breathing since this morning"
     at_once = domain.red_flags_at_any_time(file, text, "SM9", NOW)
     outcome = domain.on_reply(file, text, "SM9", parse_reply(text, "q1_red_flags"), NOW)
-    assert [(t, getattr(e, "kind", None) or e.severity) for t, e in at_once] == [("outbound", "safety_reply"), ("alerts", "urgent")]
+    assert [getattr(e, "kind", None) or e.severity for e in at_once] == ["safety_reply", "urgent"]
     assert alerts(outcome) == [] and outbound(outcome) == []
     assert of_type(outcome, CheckinCompleted)[0].answers["red_flag_reasons"] == ["dyspnea"]
 

@@ -14,7 +14,8 @@ from twilio.request_validator import RequestValidator
 
 from services.survey.adapters.webhook import add_sms_webhook, normalise_phone
 from shared.config import Settings
-from shared.events import Event, InboundSms
+from shared.events import Event
+from shared.survey_events import InboundSms
 from shared.topics import Topics
 
 PUBLIC_URL = "https://cyclecare.clinic.test/hooks"
@@ -32,6 +33,9 @@ class RecordingRuntime:
 
     async def publish(self, topic: str, key: str, event: Event, *, wait: bool = False) -> None:
         self.published.append((topic, key, event, wait))
+
+    async def emit(self, key: str, event: Event, *, wait: bool = False) -> None:
+        await self.publish(self.topics.of(event), key, event, wait=wait)
 
 
 @pytest.fixture
