@@ -30,7 +30,7 @@ class RetryScheduled(Event):
 
     type: Literal["notifier.retry"] = "notifier.retry"
     outgoing: dict[str, Any]
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=0)  # failed attempts so far; 0: a first try put off by a halt
     not_before: AwareDatetime
 
 
