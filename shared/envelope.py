@@ -63,6 +63,7 @@ SmsBody = Annotated[str, Field(max_length=MAX_SMS_BODY)]
 Language = Literal["en", "es"]
 Severity = Literal["urgent", "high", "routine", "review"]
 Channel = Literal["sms", "email"]
+CHANNELS: tuple[Channel, ...] = ("sms", "email")
 CheckinKind = Literal["side_effects", "headache_frequency"]
 
 

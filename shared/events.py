@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from shared.envelope import (  # noqa: F401  (re-exported: the envelope and field types)
-    E164, SCHEMA_VERSION, AwareDatetime, Channel, CheckinKind, Code, Event, Id, Language, RequiredId, Severity,
+    CHANNELS, E164, SCHEMA_VERSION, AwareDatetime, Channel, CheckinKind, Code, Event, Id, Language, RequiredId, Severity,
     SmsBody, Text, TimeZoneName, deterministic_id, new_event_id, utcnow,
 )
 from shared.limits import MAX_EMAIL, MAX_LIST_ITEMS, MAX_NAME, MAX_TEXT
@@ -117,6 +117,10 @@ class ConsentChanged(Event):
     channel: Channel | Literal["all"] = "sms"
     granted: bool
     source: Code  # "sms_keyword", "ehr", "provider_<code>" (the SMS provider's own opt-out code), ...
+
+    def covers(self, channel: Channel) -> bool:
+        """Whether this change applies to ``channel`` (``all`` covers every channel)."""
+        return self.channel in (channel, "all")
 
 
 # --- cyclecare.checkins -------------------------------------------------------------

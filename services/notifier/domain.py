@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clinics import Clinic
-from shared.events import ClinicianAlert, ConsentChanged, Event, PatientSnapshot, ReminderDue, deterministic_id
+from shared.events import CHANNELS, ClinicianAlert, ConsentChanged, Event, PatientSnapshot, ReminderDue, deterministic_id
 from shared.notifier_events import OutboundRequested
 
 # Messages a patient gets even after opting out: the one confirmation, and help.
@@ -100,12 +100,7 @@ def contact_from(snapshot: PatientSnapshot, previous: Contact | None) -> Contact
 
 
 def with_consent(contact: Contact, event: ConsentChanged) -> Contact:
-    update: dict[str, bool] = {}
-    if event.channel in ("sms", "all"):
-        update["sms_opted_out"] = not event.granted
-    if event.channel in ("email", "all"):
-        update["email_opted_out"] = not event.granted
-    return contact.model_copy(update=update)
+    return contact.model_copy(update={f"{c}_opted_out": not event.granted for c in CHANNELS if event.covers(c)})
 
 
 def patient_context(contact: Contact, clinic: Clinic) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.clinics import ClinicRules
 from shared.failures import ContractViolation
 from shared.events import (
+    CHANNELS,
     CheckinDue,
     CheckinExpired,
     ClinicianAlert,
@@ -247,11 +248,7 @@ def on_discharged(schedule: PatientSchedule, event: PatientDischarged) -> Outcom
 
 
 def on_consent(schedule: PatientSchedule, event: ConsentChanged) -> Outcome:
-    update: dict[str, bool] = {}
-    if event.channel in ("sms", "all"):
-        update["sms_consent"] = event.granted
-    if event.channel in ("email", "all"):
-        update["email_consent"] = event.granted
+    update = {f"{c}_consent": event.granted for c in CHANNELS if event.covers(c)}
     return Outcome(schedule=schedule.model_copy(update=update))
 
 

@@ -140,7 +140,7 @@ def on_discharged(file: PatientFile) -> Outcome:
 
 def on_consent(file: PatientFile, event: ConsentChanged) -> Outcome:
     """Consent changed elsewhere (the EHR, the SMS provider's opt-out): the survey follows it."""
-    if event.channel not in ("sms", "all"):
+    if not event.covers("sms"):
         return Outcome(file=file)
     update: dict[str, Any] = {"opted_out": not event.granted}
     if not event.granted:
