@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -61,9 +60,7 @@ def signed(form: dict[str, str], path: str = "/twilio/sms") -> dict[str, str]:
 async def test_a_signed_message_is_published_keyed_by_phone_and_answered_with_empty_twiml(webhook):
     client, rt = webhook
     form = twilio_form("Can't swallow")
-    started = time.perf_counter()
-    response = await client.post("/twilio/sms", data=form, headers=signed(form))
-    assert time.perf_counter() - started < 0.3
+    response = await client.post("/twilio/sms", data=form, headers=signed(form))  # its speed: bench/survey
     assert response.status == 200 and response.content_type == "text/xml"
     assert (await response.text()).endswith("<Response></Response>")
     [(topic, key, event, wait)] = rt.published
