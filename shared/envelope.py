@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.phones import e164
-from shared.limits import (
-    MAX_EMAIL, MAX_ID, MAX_LIST_ITEMS, MAX_NAME, MAX_PHONE, MAX_SMS_BODY, MAX_TEXT, MAX_TIMEZONE, MAX_TYPE,
-)
+from shared.limits import MAX_ID, MAX_PHONE, MAX_SMS_BODY, MAX_TEXT, MAX_TIMEZONE, MAX_TYPE
 
 SCHEMA_VERSION = 1
 

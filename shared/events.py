@@ -19,7 +19,7 @@ from shared.envelope import (  # noqa: F401  (re-exported: the envelope and fiel
     CHANNELS, E164, SCHEMA_VERSION, AwareDatetime, Channel, CheckinKind, Code, Event, Id, Language, RequiredId, Severity,
     SmsBody, Text, TimeZoneName, deterministic_id, new_event_id, utcnow,
 )
-from shared.limits import MAX_EMAIL, MAX_LIST_ITEMS, MAX_NAME, MAX_TEXT
+from shared.limits import MAX_EMAIL, MAX_LIST_ITEMS, MAX_NAME
 
 # --- cyclecare.patients -------------------------------------------------------------
 
