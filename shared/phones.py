@@ -16,6 +16,14 @@ def e164(raw: str, region: str | None = None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def region_of(phone: str) -> str | None:
+    """The country of an E.164 number (``US``), or ``None`` when it cannot be read."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return None
+
+
 def e164_or_none(raw: str, region: str | None = None) -> str | None:
     """``raw`` as E.164 (a national number read in ``region``), or ``None`` when it is not a
     possible phone number."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.clinics import Clinic
 from shared.events import CHANNELS, ClinicianAlert, ConsentChanged, Event, PatientSnapshot, ReminderDue, deterministic_id
 from shared.notifier_events import OutboundRequested
+from shared.phones import region_of
 
 # Messages a patient gets even after opting out: the one confirmation, and help.
 ALWAYS_ALLOWED = {"opt_out_confirmation", "opt_in_confirmation", "help", "safety_reply", "unknown_sender"}
@@ -114,10 +115,7 @@ def patient_context(contact: Contact, clinic: Clinic) -> dict[str, Any]:
 
 
 def emergency_number(phone: str) -> str:
-    import phonenumbers
-
-    region = phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
-    return EMERGENCY_NUMBER.get(region, "911")
+    return EMERGENCY_NUMBER.get(region_of(phone) or "", "911")
 
 
 def for_patient(
