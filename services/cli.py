@@ -72,7 +72,7 @@ def import_file(kind: str, file: Path, dry_run: bool, encoding: str | None) -> N
     Without KAFKA_BOOTSTRAP_SERVERS it publishes to the embedded broker of a `cyclecare run`
     started in this directory (found through CYCLECARE_DATA_DIR/embedded-broker)."""
     from services.local_run import running_broker
-    from services.scheduler.importer import run_import
+    from services.importer import run_import
     from shared.clinics import ClinicsFileError, load_clinics
 
     settings = load_settings()

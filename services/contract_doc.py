@@ -1,5 +1,5 @@
 """docs/contract.md, generated from the code that enforces the contract: the event models
-(``shared/events.py``), the topics, the HTTP endpoints, the settings and the clinics-file
+(``shared/events.py``), the topics (``shared/topics.py``), the HTTP endpoints, the settings and the clinics-file
 models. A unit test fails when the file is stale.
 
     python -m services.contract_doc --write     # or: cyclecare contract --write
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from shared.clinics import Clinic, Clinician, ClinicRules, FhirCodes
 from shared.config import Settings
 from shared.endpoints import COMMON, ENDPOINTS
 from shared.reasons import labels
-from shared.topics import INTERNAL, PUBLIC
+from shared.topics import INTERNAL, PUBLIC, TOPIC_OF
 
 DOC = Path(__file__).parents[1] / "docs" / "contract.md"
 COMMAND = "python -m services.contract_doc --write"
@@ -33,12 +32,6 @@ WRITERS = {
     "deliveries": "notifier", "alert-actions": "portal, survey (SMS ack), scheduler (escalation), ingest API",
     "dlq": "every service",
 }
-# the topic of each event type; types not listed go by their first word (PREFIX_TOPIC)
-TYPE_TOPIC = {"checkin.due": "due", "checkin.expired": "due", "checkin.completed": "checkins"}
-PREFIX_TOPIC = {"patient": "patients", "treatment": "treatments", "reminder": "due", "cycle": "due", "timer": "due",
-                "consent": "consent", "clinician": "alerts", "message": "deliveries", "alert": "alert-actions"}
-INTERNAL_TYPES = {"outbound.requested", "sms.received", "survey.reply", "notifier.retry", "notifier.digest_item",
-                  "notifier.digest_due", "scheduler.fire"}
 # what the JSON schema cannot say (the checks are AfterValidators)
 NOTES = {"phone": "E.164, e.g. `+19165550123`", "to_phone": "E.164", "timezone": "IANA name, e.g. `America/Los_Angeles`",
          "event_id": "unique; generated when absent; the same cause gives the same id where the producer can tell",
@@ -49,8 +42,7 @@ ENVELOPE = ("type", "version", "event_id", "occurred_at")
 
 
 def event_models() -> list[type[events.Event]]:
-    union = typing.get_args(typing.get_args(events.AnyEvent)[0])
-    return [m for m in union if _type_of(m) not in INTERNAL_TYPES]
+    return list(events.CONTRACT_EVENTS)
 
 
 def _type_of(model: type[BaseModel]) -> str:
@@ -58,7 +50,7 @@ def _type_of(model: type[BaseModel]) -> str:
 
 
 def topic_of(event_type: str) -> str:
-    return TYPE_TOPIC.get(event_type) or PREFIX_TOPIC.get(event_type.split(".")[0], "other")
+    return TOPIC_OF.get(event_type, "other")
 
 
 # --- types from the JSON schema ----------------------------------------------------------

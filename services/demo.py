@@ -83,12 +83,12 @@ async def run_demo(env: dict[str, str], ports: dict[str, int], exit_after: float
     await producer.start()
     today = clock_from(settings).now().date()  # the simulated clock has run while workers started
     for patient in PATIENTS:
-        await producer.send_and_wait(topics.patients, encode(patient), key=patient.patient_id.encode())
+        await producer.send_and_wait(topics.of(patient), encode(patient), key=patient.patient_id.encode())
         treatment = TreatmentRecorded(
             treatment_id=f"{patient.patient_id}-t1", patient_id=patient.patient_id, clinic_id=patient.clinic_id,
             administered_on=today - timedelta(days=2), units=155,
         )
-        await producer.send_and_wait(topics.treatments, encode(treatment), key=patient.patient_id.encode())
+        await producer.send_and_wait(topics.of(treatment), encode(treatment), key=patient.patient_id.encode())
     await producer.stop()
     await _converse(settings, topics, started, exit_after, treated_on=today - timedelta(days=2))
 

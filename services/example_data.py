@@ -9,7 +9,7 @@ import io
 from datetime import date, timedelta
 from pathlib import Path
 
-from services.scheduler.importer import COLUMNS
+from services.importer import COLUMNS
 
 PATIENTS = [
     # a national-format phone: read with the clinic's country (the US for rocklin)

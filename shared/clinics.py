@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.events import E164, TimeZoneName
+from shared.validation import one_line
 
 EXAMPLE_CLINICS = Path(__file__).parent / "data" / "clinics.example.yaml"
 
@@ -177,10 +178,7 @@ def parse_clinics(text: str, source: str = "clinics file") -> Directory:
     try:
         parsed = ClinicsFile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ClinicsFileError(f"{source}: {problems}") from None
+        raise ClinicsFileError(f"{source}: {one_line(exc)}") from None
     return Directory(parsed.clinics)
 
 

@@ -15,15 +15,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from shared.events import ANY_EVENT, Event, utcnow
+from shared import events, notifier_events, scheduler_events, survey_events
+from shared.envelope import Event, utcnow
+from shared.validation import capped, field_errors, one_line
 from shared.limits import (
-    MAX_DLQ_ORIGINAL_BYTES, MAX_ERROR_CHARS, MAX_INT_DIGITS, MAX_JSON_DEPTH, MAX_KEY_BYTES, MAX_RECORD_BYTES,
+    MAX_DLQ_ORIGINAL_BYTES, MAX_INT_DIGITS, MAX_JSON_DEPTH, MAX_KEY_BYTES, MAX_RECORD_BYTES,
     MAX_TYPE,
 )
+
+
+# Every event cyclecare reads: the public contract, then each service's internal family.
+ALL_EVENTS: tuple[type[Event], ...] = (
+    *events.CONTRACT_EVENTS, *survey_events.EVENTS, *notifier_events.EVENTS, *scheduler_events.EVENTS,
+)
+ANY_EVENT: TypeAdapter[Any] = TypeAdapter(Annotated[Union[ALL_EVENTS], Field(discriminator="type")])  # type: ignore[valid-type]
 
 
 class DecodeError(ValueError):
@@ -120,25 +129,13 @@ def check_type(value: object) -> None:
         raise DecodeError(f"type: {len(value)} characters exceed the limit of {MAX_TYPE}")
 
 
-def capped(text: str, limit: int = MAX_ERROR_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… [{len(text) - limit} more characters]"
-
-
 def _reasons(exc: ValidationError) -> str:
-    return capped("; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {capped(err['msg'], 200)}" for err in exc.errors()
-    ))
+    return capped(one_line(exc, whole="event"))
 
 
 def validation_reasons(exc: ValidationError) -> list[dict[str, Any]]:
     """The reasons of a validation error in a form safe to return over HTTP."""
-    return [
-        {"field": capped(".".join(str(p) for p in err["loc"]), 200), "error": capped(err["msg"], 200)}
-        for err in exc.errors()
-    ]
+    return field_errors(exc)
 
 
 def dead_letter(

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.validation import one_line
+
 
 class SettingsError(SystemExit):
     """Raised (and shown to the operator) when the environment is not valid."""
@@ -118,7 +120,4 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise SettingsError(f"cyclecare: invalid configuration: {problems}") from None
+        raise SettingsError(f"cyclecare: invalid configuration: {one_line(exc)}") from None

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-SERVICES = ("scheduler", "notifier", "survey", "portal")
-# `cyclecare run` gives each worker its own port: survey (webhooks) gets CYCLECARE_HTTP_PORT.
-RUN_PORT_OFFSET = {"survey": 0, "notifier": 1, "scheduler": 2, "portal": 3}
+# Every service, in the order commands list them, and the port `cyclecare run` gives each
+# worker as an offset from CYCLECARE_HTTP_PORT (the survey, which takes the webhooks, gets it).
+RUN_PORT_OFFSET = {"scheduler": 2, "notifier": 1, "survey": 0, "portal": 3}
+SERVICES = tuple(RUN_PORT_OFFSET)
 COMMON = ("GET /healthz", "GET /readyz", "GET /metrics")
 
 

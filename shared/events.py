@@ -1,90 +1,25 @@
-"""The public events of cyclecare (DESIGN.md, "Contract").
+"""The public events of cyclecare (DESIGN.md, "Contract"): what other systems may read and
+write. Change only by adding optional fields, or by a new ``version``.
 
-Every event is a frozen pydantic model sharing one envelope. Unknown fields are ignored
-so that producers may add optional fields without breaking consumers. Bytes <-> model
-conversion lives in :mod:`shared.codec`, nowhere else.
+Every event is a frozen pydantic model sharing the envelope of :mod:`shared.envelope`
+(re-exported here). Unknown fields are ignored so that producers may add optional fields
+without breaking consumers. Each service's internal events live in ``shared/*_events.py``;
+bytes <-> model conversion lives in :mod:`shared.codec`, nowhere else. Each event's topic
+is in :data:`shared.topics.TOPIC_OF`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from datetime import date, datetime, timezone
-from typing import Annotated, Any, Literal, Union, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date
+from typing import Any, Literal
 
-import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field
 
-from shared.limits import (
-    MAX_EMAIL, MAX_ID, MAX_LIST_ITEMS, MAX_NAME, MAX_PHONE, MAX_SMS_BODY, MAX_TEXT, MAX_TIMEZONE, MAX_TYPE,
+from shared.envelope import (  # noqa: F401  (re-exported: the envelope and field types)
+    CHANNELS, E164, SCHEMA_VERSION, AwareDatetime, Channel, CheckinKind, Code, Event, Id, Language, RequiredId, Severity,
+    SmsBody, Text, TimeZoneName, deterministic_id, new_event_id, utcnow,
 )
-
-SCHEMA_VERSION = 1
-
-
-def new_event_id() -> str:
-    return uuid.uuid4().hex
-
-
-def deterministic_id(*parts: object) -> str:
-    """An id that is the same every time the same cause is seen (idempotency keys)."""
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamp must carry a UTC offset (RFC 3339)")
-    return value
-
-
-def _e164(value: str) -> str:
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not an E.164 phone number: {exc}") from None
-    if not phonenumbers.is_possible_number(parsed):
-        raise ValueError("not a possible phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _iana(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name the file system refuses
-        raise ValueError(f"unknown IANA timezone {value!r}") from None
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-# The length limits (shared.limits) are checked before the validators run, so no validator
-# ever sees an unbounded string.
-E164 = Annotated[str, Field(max_length=MAX_PHONE), AfterValidator(_e164)]
-TimeZoneName = Annotated[str, Field(max_length=MAX_TIMEZONE), AfterValidator(_iana)]
-Id = Annotated[str, Field(max_length=MAX_ID)]
-RequiredId = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
-Code = Annotated[str, Field(max_length=MAX_TYPE)]
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
-SmsBody = Annotated[str, Field(max_length=MAX_SMS_BODY)]
-Language = Literal["en", "es"]
-Severity = Literal["urgent", "high", "routine", "review"]
-Channel = Literal["sms", "email"]
-
-
-class Event(BaseModel):
-    """The envelope every event carries."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    type: Code
-    version: int = SCHEMA_VERSION
-    event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=MAX_ID)
-    occurred_at: AwareDatetime = Field(default_factory=utcnow)
-
+from shared.limits import MAX_EMAIL, MAX_LIST_ITEMS, MAX_NAME
 
 # --- cyclecare.patients -------------------------------------------------------------
 
@@ -131,9 +66,6 @@ class TreatmentRecorded(Event):
 
 
 # --- cyclecare.due ------------------------------------------------------------------
-
-CheckinKind = Literal["side_effects", "headache_frequency"]
-
 
 class DueEvent(Event):
     """Emitted by the scheduler when a durable timer fires."""
@@ -184,7 +116,11 @@ class ConsentChanged(Event):
     clinic_id: Id
     channel: Channel | Literal["all"] = "sms"
     granted: bool
-    source: Code  # "sms_keyword", "provider_21610", "ehr", ...
+    source: Code  # "sms_keyword", "ehr", "provider_<code>" (the SMS provider's own opt-out code), ...
+
+    def covers(self, channel: Channel) -> bool:
+        """Whether this change applies to ``channel`` (``all`` covers every channel)."""
+        return self.channel in (channel, "all")
 
 
 # --- cyclecare.checkins -------------------------------------------------------------
@@ -248,112 +184,7 @@ class MessageSuppressed(Delivery):
     reason: Text
 
 
-# --- internal: outbound messages the survey asks the notifier to send ---------------
-
-
-class OutboundRequested(Event):
-    """A message another service asks the notifier to deliver (questions, safety replies)."""
-
-    type: Literal["outbound.requested"] = "outbound.requested"
-    message_key: Id
-    patient_id: Id | None
-    clinic_id: Id
-    to_phone: E164 | None = None
-    kind: Code
-    language: Language = "en"
-    urgent: bool = False
-    context: dict[str, Any] = Field(default_factory=dict)
-
-
-class InboundSms(Event):
-    """A patient's SMS as the webhook received it, before any interpretation."""
-
-    type: Literal["sms.received"] = "sms.received"
-    message_sid: Id
-    from_phone: Annotated[str, Field(max_length=MAX_PHONE)]
-    to_phone: Annotated[str, Field(max_length=MAX_PHONE)]
-    body: SmsBody
-    received_at: AwareDatetime
-
-
-class ReplyReceived(Event):
-    """Survey-internal: an inbound SMS matched to a patient (keyed by patient)."""
-
-    type: Literal["survey.reply"] = "survey.reply"
-    patient_id: Id
-    clinic_id: Id
-    message_sid: Id
-    body: SmsBody
-    received_at: AwareDatetime
-
-
-class RetryScheduled(Event):
-    """Notifier-internal: try an outgoing message again, not before ``not_before``."""
-
-    type: Literal["notifier.retry"] = "notifier.retry"
-    outgoing: dict[str, Any]
-    attempt: int = Field(ge=1)
-    not_before: AwareDatetime
-
-
-class DigestItemAdded(Event):
-    """Notifier-internal: one line for a clinic's daily digest (keyed by clinic)."""
-
-    type: Literal["notifier.digest_item"] = "notifier.digest_item"
-    clinic_id: Id
-    item_key: Id  # the same cause gives the same key, so a line is listed once
-    item: dict[str, Any]
-
-
-class DigestDue(Event):
-    """Notifier-internal command: send a clinic's digest for its local ``day`` (keyed by clinic)."""
-
-    type: Literal["notifier.digest_due"] = "notifier.digest_due"
-    clinic_id: Id
-    day: date
-
-
-class TimerFire(Event):
-    """Scheduler-internal command: fire the due timers of one patient (keyed by patient)."""
-
-    type: Literal["scheduler.fire"] = "scheduler.fire"
-    patient_id: Id
-    at: AwareDatetime
-
-
-AnyEvent = Annotated[
-    Union[
-        PatientEnrolled,
-        PatientUpdated,
-        PatientDischarged,
-        TreatmentRecorded,
-        ReminderDue,
-        CheckinDue,
-        CheckinExpired,
-        CycleOverdue,
-        TimerSkipped,
-        ConsentChanged,
-        CheckinCompleted,
-        ClinicianAlert,
-        MessageSent,
-        MessageDelivered,
-        MessageFailed,
-        MessageSuppressed,
-        OutboundRequested,
-        InboundSms,
-        TimerFire,
-        RetryScheduled,
-        ReplyReceived,
-        DigestItemAdded,
-        DigestDue,
-    ],
-    Field(discriminator="type"),
-]
-
-ANY_EVENT: TypeAdapter[Any] = TypeAdapter(AnyEvent)
-
-
-# --- cyclecare.alert-actions: the alert lifecycle (keyed by patient) -------------------
+# --- cyclecare.alert-actions: the alert lifecycle ----------------------------------
 # An alert is open until acknowledged, and acknowledged until resolved; a repeated or
 # out-of-order action changes nothing. Written by the portal (web), the survey (SMS "ACK"),
 # the scheduler (escalation) and the HTTP API.
@@ -396,9 +227,12 @@ class AlertEscalated(Event):
     escalated_at: AwareDatetime
 
 
+
 ALERT_ACTIONS = (AlertAcknowledged, AlertResolved, AlertEscalated)
-AnyEvent = Annotated[  # type: ignore[misc]  # the union above, with the alert lifecycle added
-    Union[(*get_args(get_args(AnyEvent)[0]), *ALERT_ACTIONS)],  # type: ignore[valid-type]
-    Field(discriminator="type"),
-]
-ANY_EVENT = TypeAdapter(AnyEvent)
+CONTRACT_EVENTS: tuple[type[Event], ...] = (
+    PatientEnrolled, PatientUpdated, PatientDischarged, TreatmentRecorded,
+    ReminderDue, CheckinDue, CheckinExpired, CycleOverdue, TimerSkipped,
+    ConsentChanged, CheckinCompleted, ClinicianAlert,
+    MessageSent, MessageDelivered, MessageFailed, MessageSuppressed,
+    *ALERT_ACTIONS,
+)

@@ -124,6 +124,10 @@ class Runtime:
             await future
         return future
 
+    async def emit(self, key: str, event: Event, *, wait: bool = False) -> None:
+        """Publish ``event`` to its topic, found by its type (``shared.topics.TOPIC_OF``)."""
+        await self.publish(self.topics.of(event), key, event, wait=wait)
+
     # --- consuming ----------------------------------------------------------------
 
     async def dead_letter(self, record: Any, error: str) -> None:

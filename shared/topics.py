@@ -7,10 +7,35 @@ The contract names are ``cyclecare.<name>``. ``CYCLECARE_TOPIC_NAMESPACE`` repla
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 PUBLIC = ("patients", "treatments", "due", "consent", "checkins", "alerts", "deliveries", "dlq", "alert-actions")
 # Internal topics: part of no contract, free to change.
 INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry", "survey-phones", "survey-replies")
+
+# Route by event type: the one table of which topic each event is published to. Domain
+# outcomes name events; :meth:`Topics.of` finds their topic (a re-keying, such as the
+# survey's phone index, and the DLQ name their topic themselves).
+TOPIC_OF: dict[str, str] = {
+    **dict.fromkeys(("patient.enrolled", "patient.updated", "patient.discharged"), "patients"),
+    "treatment.recorded": "treatments",
+    **dict.fromkeys(("reminder.due", "checkin.due", "checkin.expired", "cycle.overdue", "timer.skipped"), "due"),
+    "consent.changed": "consent",
+    "checkin.completed": "checkins",
+    "clinician.alert": "alerts",
+    **dict.fromkeys(("message.sent", "message.delivered", "message.failed", "message.suppressed"), "deliveries"),
+    **dict.fromkeys(("alert.acknowledged", "alert.resolved", "alert.escalated"), "alert-actions"),
+    "sms.received": "inbound",
+    "outbound.requested": "outbound",
+    "survey.reply": "survey-replies",
+    "scheduler.fire": "scheduler-commands",
+    **dict.fromkeys(("notifier.retry", "notifier.digest_item", "notifier.digest_due"), "notifier-retry"),
+}
+
+
+class Typed(Protocol):
+    @property
+    def type(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -19,6 +44,10 @@ class Topics:
 
     def name(self, short: str) -> str:
         return f"{self.namespace}.{short}"
+
+    def of(self, event: Typed) -> str:
+        """The topic an event is published to (:data:`TOPIC_OF`)."""
+        return self.name(TOPIC_OF[event.type])
 
     @property
     def patients(self) -> str:

@@ -48,7 +48,7 @@ from shared.clock import ManualClock
 from shared.codec import encode
 from shared.config import load_settings
 from shared.readiness import wait_until_ready
-from shared.topics import Topics
+from shared.topics import TOPIC_OF, Topics
 from tests.support.portal_events import T0, acked, alert, enrolled, headache_checkin, sms_sent, treated
 
 BATCH = 2000
@@ -72,10 +72,6 @@ def events(patients: int, alerts: int) -> list[bytes]:
     return out
 
 
-TOPIC_OF = {"patient": "patients", "treatment": "treatments", "checkin": "checkins", "message": "deliveries",
-            "clinician": "alerts", "alert": "alert-actions"}
-
-
 async def publish_all(bootstrap: str, topics: Topics, raw: list[bytes]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=262144)
     await producer.start()
@@ -83,7 +79,7 @@ async def publish_all(bootstrap: str, topics: Topics, raw: list[bytes]) -> None:
         pending = []
         for r in raw:
             data = json.loads(r)
-            topic = topics.name(TOPIC_OF[data["type"].split(".")[0]])
+            topic = topics.name(TOPIC_OF[data["type"]])
             pending.append(await producer.send(topic, r, key=data["patient_id"].encode()))
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)

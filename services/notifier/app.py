@@ -35,23 +35,19 @@ from shared.clinics import Clinic, Directory
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.events import (
-    CheckinDue,
     ClinicianAlert,
     ConsentChanged,
-    DigestDue,
-    DigestItemAdded,
     Event,
     MessageDelivered,
     MessageFailed,
-    OutboundRequested,
     PatientDischarged,
     PatientSnapshot,
     ReminderDue,
-    RetryScheduled,
     deterministic_id,
 )
+from shared.notifier_events import DigestDue, DigestItemAdded, OutboundRequested, RetryScheduled
 from shared.streaming import Runtime
-from services.notifier import digest, domain, receipts
+from services.notifier import digest, domain
 from services.notifier.adapters.ports import EmailSender, SmsSender
 from services.notifier.adapters.status_webhook import add_status_webhook
 from services.notifier.contacts import Contacts
@@ -77,7 +73,6 @@ class Deps:
     contacts: Contacts
     deliverer: Deliverer
     digests: MutableMapping[str, Any]
-    streaks: MutableMapping[str, Any]
     clock: Clock
     wall: Clock
     digests_asked: set[tuple[str, date]] = field(default_factory=set)
@@ -100,7 +95,7 @@ async def on_consent(d: Deps, key: str, event: Event) -> None:
 
 
 async def on_due(d: Deps, key: str, event: Event) -> None:
-    if isinstance(event, (CheckinDue, ReminderDue)):
+    if isinstance(event, ReminderDue):
         clinic = d.clinics.require(event.clinic_id)
         await d.deliverer.execute(domain.on_due(event, await d.contacts.soon(event.patient_id), clinic))
 
@@ -111,7 +106,7 @@ async def on_alert(d: Deps, key: str, event: Event) -> None:
         clinic, patient = d.clinics.require(event.clinic_id), d.contacts.get(event.patient_id)
         await d.deliverer.execute(domain.on_alert(event, patient, clinic))
         if (line := digest.line_for_alert(event, patient, clinic)) is not None:
-            await d.rt.publish(d.rt.topics.notifier_retry, line.clinic_id, line)
+            await d.rt.emit(line.clinic_id, line)
 
 
 async def on_outbound(d: Deps, key: str, event: Event) -> None:
@@ -147,15 +142,9 @@ async def send_digest(d: Deps, clinic: Clinic, day: date) -> None:
 
 async def on_delivery(d: Deps, key: str, event: Event) -> None:
     """Receipts for patients' SMS (only receipts carry a provider id and come here
-    failed): a streak of undelivered ones raises ``unreachable``."""
-    if not isinstance(event, (MessageDelivered, MessageFailed)) or not event.patient_id or not event.provider_id:
-        return
-    if event.kind in ("alert", "digest"):  # a clinician's phone, not the patient's
-        return
-    streak = receipts.after_receipt(receipts.Streak.model_validate(d.streaks.get(event.patient_id) or {}), event)
-    d.streaks[event.patient_id] = streak.model_dump(mode="json")
-    if isinstance(event, MessageFailed) and (alert := receipts.unreachable_alert(streak, event, d.clock.now())):
-        await d.rt.publish(d.rt.topics.alerts, alert.patient_id, alert)
+    failed); a clinician's phone (alerts, digests) is not the patient's."""
+    if isinstance(event, (MessageDelivered, MessageFailed)) and event.provider_id and event.kind not in ("alert", "digest"):
+        await d.deliverer.receipt(event)
 
 
 async def digest_clock(d: Deps) -> None:
@@ -165,7 +154,7 @@ async def digest_clock(d: Deps) -> None:
         day = digest.due_day(clinic, now)
         if day is not None and (clinic.id, day) not in d.digests_asked:
             d.digests_asked.add((clinic.id, day))
-            await d.rt.publish(d.rt.topics.notifier_retry, clinic.id, DigestDue(
+            await d.rt.emit(clinic.id, DigestDue(
                 event_id=deterministic_id("digest_due", clinic.id, day), clinic_id=clinic.id, day=day))
 
 
@@ -185,8 +174,8 @@ def build(
     rt = Runtime("notifier", settings)
     clock, wall = clock or SystemClock(), wall or SystemClock()
     contacts = Contacts(rt.table("contacts"))
-    deliverer = Deliverer(rt, rt.table("ledger"), contacts, sms_gate(settings), sms, email, clock, wall)
-    deps = Deps(rt, clinics, contacts, deliverer, rt.table("digests"), rt.table("undelivered"), clock, wall)
+    deliverer = Deliverer(rt, rt.table("ledger"), contacts, sms_gate(settings), sms, email, clock, wall, rt.table("undelivered"))
+    deps = Deps(rt, clinics, contacts, deliverer, rt.table("digests"), clock, wall)
     for attribute, (handler, most) in HANDLERS.items():
         topic, name, bound = getattr(rt.topics, attribute), f"notifier_{handler.__name__}", partial(handler, deps)
         if most:

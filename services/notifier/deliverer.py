@@ -18,17 +18,17 @@ from typing import Any
 from shared import metrics
 from shared.clock import Clock
 from shared.events import (
-    ClinicianAlert,
     ConsentChanged,
     Event,
+    MessageDelivered,
     MessageFailed,
     MessageSent,
     MessageSuppressed,
-    RetryScheduled,
     deterministic_id,
 )
+from shared.notifier_events import RetryScheduled
 from shared.streaming import Runtime
-from services.notifier import delivery, domain
+from services.notifier import delivery, domain, receipts
 from services.notifier.adapters.ports import EmailSender, Outcome, RetryLater, Sent, SmsSender
 from services.notifier.contacts import Contacts
 from services.notifier.rendering import RenderError, TemplateMissing, render
@@ -50,9 +50,10 @@ def callback_tags(out: domain.Outgoing) -> dict[str, str]:
 class Deliverer:
     def __init__(
         self, rt: Runtime, ledger: MutableMapping[str, Any], contacts: Contacts, gate: PriorityGate,
-        sms: SmsSender, email: EmailSender, clock: Clock, wall: Clock,
+        sms: SmsSender, email: EmailSender, clock: Clock, wall: Clock, streaks: MutableMapping[str, Any] | None = None,
     ) -> None:
         self.rt, self.ledger, self.contacts, self.gate = rt, ledger, contacts, gate
+        self.streaks: MutableMapping[str, Any] = {} if streaks is None else streaks  # undelivered in a row, per patient
         self.sms, self.email, self.clock, self.wall = sms, email, clock, wall
         self.in_flight: set[str] = set()  # message keys being sent right now (the ledger has them only afterwards)
         self.urgent_pending: set[str] = set()
@@ -144,7 +145,7 @@ class Deliverer:
     async def schedule_retry(self, out: domain.Outgoing, attempt: int, wait: float) -> None:
         not_before = self.wall.now() + timedelta(seconds=wait)
         retry = RetryScheduled(outgoing=out.model_dump(mode="json"), attempt=attempt, not_before=not_before)
-        await self.rt.publish(self.rt.topics.notifier_retry, key_of(out), retry)
+        await self.rt.emit(key_of(out), retry)
 
     async def fail(self, out: domain.Outgoing, failure: delivery.Fail) -> None:
         self.track_urgent(out, pending=False)
@@ -165,16 +166,24 @@ class Deliverer:
         # consent topic has been read back
         if c := self.contacts.get(out.patient_id):
             self.contacts.save(domain.with_consent(c, event))
-        await self.rt.publish(self.rt.topics.consent, event.patient_id, event)
+        await self.rt.emit(event.patient_id, event)
 
     async def raise_unreachable(self, out: domain.Outgoing, code: str) -> None:
-        alert = ClinicianAlert(
-            alert_id=deterministic_id("unreachable", out.patient_id, code),
-            patient_id=out.patient_id or "", clinic_id=out.clinic_id or "", severity="routine",
-            reasons=["unreachable"], summary=f"Messages to this patient's phone fail (provider code {code}).",
-            raised_at=self.clock.now(), evidence={"error_code": code, "message_kind": out.kind},
+        alert = delivery.unreachable_alert(
+            out.patient_id or "", out.clinic_id or "", code, f"Messages to this patient's phone fail (provider code {code}).",
+            {"error_code": code, "message_kind": out.kind}, self.clock.now(),
         )
-        await self.rt.publish(self.rt.topics.alerts, alert.patient_id, alert)
+        await self.rt.emit(alert.patient_id, alert)
+
+    async def receipt(self, event: MessageDelivered | MessageFailed) -> None:
+        """A delivery receipt for a patient's SMS: a streak of undelivered ones raises
+        ``unreachable`` once (rules in :mod:`services.notifier.receipts`)."""
+        if not event.patient_id:
+            return
+        streak = receipts.after_receipt(receipts.Streak.model_validate(self.streaks.get(event.patient_id) or {}), event)
+        self.streaks[event.patient_id] = streak.model_dump(mode="json")
+        if isinstance(event, MessageFailed) and (alert := receipts.unreachable_alert(streak, event, self.clock.now())):
+            await self.rt.emit(alert.patient_id, alert)
 
     async def suppress(self, s: domain.Suppressed) -> None:
         if self.ledger.get(s.message_key):
@@ -201,4 +210,4 @@ class Deliverer:
             metrics.URGENT_UNDELIVERED.set(len(self.urgent_pending))
 
     async def report(self, key: str, event: Event) -> None:
-        await self.rt.publish(self.rt.topics.deliveries, key, event)
+        await self.rt.emit(key, event)

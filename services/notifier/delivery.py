@@ -16,8 +16,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from shared.events import ClinicianAlert, deterministic_id
 from services.notifier.adapters.ports import (
     CredentialsRejected,
     Outcome,
@@ -85,3 +87,14 @@ def after(outcome: Outcome, *, attempt: int, key: str, urgent: bool, to_patient:
     if isinstance(outcome, RecipientUnreachable):
         return Fail(outcome.reason, outcome.code, unreachable=to_patient)
     return Fail(outcome.reason, outcome.code)
+
+
+def unreachable_alert(patient_id: str, clinic_id: str, cause: str, summary: str, evidence: dict[str, Any],
+                      now: datetime) -> ClinicianAlert:
+    """The clinic hears that messages to a patient's phone do not arrive: the provider
+    said so when sending, or receipts said so several times in a row (``cause`` tells them
+    apart, so the same cause gives the same alert id)."""
+    return ClinicianAlert(
+        alert_id=deterministic_id("unreachable", patient_id, cause), patient_id=patient_id, clinic_id=clinic_id,
+        severity="routine", reasons=["unreachable"], summary=summary, raised_at=now, evidence=evidence,
+    )

@@ -13,7 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.clinics import Clinic
-from shared.events import ClinicianAlert, DigestItemAdded, deterministic_id
+from shared.events import ClinicianAlert, deterministic_id
+from shared.notifier_events import DigestItemAdded
 from services.notifier.domain import Contact, Outgoing, clinic_time
 
 DIGEST_SEVERITIES = ("routine", "review")

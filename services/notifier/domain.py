@@ -13,20 +13,12 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clinics import Clinic
-from shared.events import (
-    CheckinDue,
-    ClinicianAlert,
-    ConsentChanged,
-    Event,
-    OutboundRequested,
-    PatientSnapshot,
-    ReminderDue,
-    deterministic_id,
-)
+from shared.events import CHANNELS, ClinicianAlert, ConsentChanged, Event, PatientSnapshot, ReminderDue, deterministic_id
+from shared.notifier_events import OutboundRequested
+from shared.phones import region_of
 
 # Messages a patient gets even after opting out: the one confirmation, and help.
 ALWAYS_ALLOWED = {"opt_out_confirmation", "opt_in_confirmation", "help", "safety_reply", "unknown_sender"}
-FIRST_QUESTION = {"side_effects": "checkin_q1", "headache_frequency": "checkin_q3a"}
 EMERGENCY_NUMBER = {"US": "911", "CA": "911", "ES": "112", "MX": "911", "GB": "999"}
 
 
@@ -109,12 +101,7 @@ def contact_from(snapshot: PatientSnapshot, previous: Contact | None) -> Contact
 
 
 def with_consent(contact: Contact, event: ConsentChanged) -> Contact:
-    update: dict[str, bool] = {}
-    if event.channel in ("sms", "all"):
-        update["sms_opted_out"] = not event.granted
-    if event.channel in ("email", "all"):
-        update["email_opted_out"] = not event.granted
-    return contact.model_copy(update=update)
+    return contact.model_copy(update={f"{c}_opted_out": not event.granted for c in CHANNELS if event.covers(c)})
 
 
 def patient_context(contact: Contact, clinic: Clinic) -> dict[str, Any]:
@@ -128,10 +115,7 @@ def patient_context(contact: Contact, clinic: Clinic) -> dict[str, Any]:
 
 
 def emergency_number(phone: str) -> str:
-    import phonenumbers
-
-    region = phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
-    return EMERGENCY_NUMBER.get(region, "911")
+    return EMERGENCY_NUMBER.get(region_of(phone) or "", "911")
 
 
 def for_patient(
@@ -157,9 +141,7 @@ def for_patient(
 
 
 def on_due(event: Event, contact: Contact | None, clinic: Clinic) -> list[Decision]:
-    if isinstance(event, CheckinDue):
-        kind = FIRST_QUESTION[event.kind]
-        return [for_patient(f"{event.event_id}:{kind}", kind, contact, clinic, sms_only=True, patient_id=event.patient_id)]
+    """Booking reminders (a check-in's questions are the survey's: they come as outbound requests)."""
     if isinstance(event, ReminderDue):
         extra = {"days_since": event.day}
         return [for_patient(f"{event.event_id}:booking_reminder", "booking_reminder", contact, clinic, extra=extra,

@@ -13,6 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from shared.events import ClinicianAlert, MessageDelivered, MessageFailed, deterministic_id
+from services.notifier.delivery import unreachable_alert as alert_unreachable
 
 FAILED_STATUSES = {"undelivered", "failed"}
 UNDELIVERED_LIMIT = 3  # consecutive undelivered messages to one patient before the clinic hears of it
@@ -60,9 +61,8 @@ def unreachable_alert(streak: Streak, event: MessageFailed, now: datetime) -> Cl
     """Raised once per streak, when it reaches the limit."""
     if streak.count != UNDELIVERED_LIMIT or not event.patient_id:
         return None
-    return ClinicianAlert(
-        alert_id=deterministic_id("unreachable", event.patient_id, streak.first_key),
-        patient_id=event.patient_id, clinic_id=event.clinic_id or "", severity="routine", reasons=["unreachable"],
-        summary=f"The last {streak.count} text messages to this patient were not delivered.",
-        raised_at=now, evidence={"undelivered": streak.count, "last_error_code": event.error_code},
+    return alert_unreachable(
+        event.patient_id, event.clinic_id or "", str(streak.first_key),
+        f"The last {streak.count} text messages to this patient were not delivered.",
+        {"undelivered": streak.count, "last_error_code": event.error_code}, now,
     )

@@ -61,7 +61,7 @@ async def serve(settings: Settings, clinics: Directory, clock: Clock, stop: asyn
     await consumer.start()
 
     async def publish(key: str, event: Event) -> None:
-        await producer.send_and_wait(topics.alert_actions, encode(event), key=key.encode())
+        await producer.send_and_wait(topics.of(event), encode(event), key=key.encode())
 
     portal = Portal(ReadModel(engine), Accounts(engine), publish, clinics, clock,
                     secure_cookies=settings.portal_url.startswith("https://"))

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from shared.events import (
+    CHANNELS,
     AlertAcknowledged, AlertEscalated, AlertResolved, CheckinCompleted, CheckinDue, CheckinExpired,
     ClinicianAlert, ConsentChanged, CycleOverdue, Delivery, Event, MessageDelivered, MessageFailed,
     MessageSent, MessageSuppressed, PatientDischarged, PatientEnrolled, PatientSnapshot, ReminderDue,
@@ -118,7 +119,8 @@ def _due(event: Event, rows: Rows) -> None:
 
 
 def _consent(event: ConsentChanged, rows: Rows) -> None:
-    rows.consents.append({"patient_id": event.patient_id, "channel": event.channel, "granted": event.granted})
+    rows.consents.append({"patient_id": event.patient_id, "channels": [c for c in CHANNELS if event.covers(c)],
+                          "granted": event.granted})
     channel = "all channels" if event.channel == "all" else event.channel.upper()
     verb = "given" if event.granted else "withdrawn"
     rows.timeline.append(_line(event, event.occurred_at, f"Consent {verb} for {channel} ({event.source})"))

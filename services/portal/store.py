@@ -75,8 +75,7 @@ async def write(conn: AsyncConnection, rows: Rows) -> None:
         await conn.execute(update(s.patients).where(p.patient_id == bindparam("b_patient")).values(discharged=True),
                            [{"b_patient": pid} for pid in rows.discharges])
     for consent in rows.consents:
-        channels = ("sms", "email") if consent["channel"] == "all" else (consent["channel"],)
-        values = {f"{c}_consent": consent["granted"] for c in channels}
+        values = {f"{c}_consent": consent["granted"] for c in consent["channels"]}
         await conn.execute(update(s.patients).where(p.patient_id == consent["patient_id"]).values(values))
     if rows.deliveries:
         await conn.execute(update(s.patients).where(

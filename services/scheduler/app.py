@@ -11,15 +11,8 @@ from shared.clinics import ClinicRules, Directory
 from shared.clock import Clock
 from shared.codec import dead_letter, encode
 from shared.config import Settings
-from shared.events import (
-    ConsentChanged,
-    Event,
-    PatientDischarged,
-    PatientSnapshot,
-    TimerFire,
-    TimerSkipped,
-    TreatmentRecorded,
-)
+from shared.events import ConsentChanged, Event, PatientDischarged, PatientSnapshot, TimerSkipped, TreatmentRecorded
+from shared.scheduler_events import TimerFire
 from shared.streaming import Runtime
 from services.scheduler import domain
 from services.scheduler.adapters.fhir_api import add_fhir_routes
@@ -62,12 +55,12 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         schedule = outcome.schedule
         # Events first, on the broker, then the table: a crash in between fires again with
         # the same ids instead of remembering a moment as fired that nobody heard of.
-        for short, event in outcome.emit:
-            await rt.publish(topics.name(short), schedule.patient_id, event, wait=True)
+        for event in outcome.emit:
+            await rt.emit(schedule.patient_id, event, wait=True)
         schedules[schedule.patient_id] = schedule.model_dump(mode="json")
         indexed[0] = len(schedules)
         wheel.set(schedule.patient_id, schedule.next_fire_at(), len(schedule.pending) + len(schedule.held))
-        for _, event in outcome.emit:
+        for event in outcome.emit:
             if isinstance(event, TimerSkipped):
                 log.info("%s", skipped_line(event))
         for rejected in outcome.rejected:
@@ -146,7 +139,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         metrics.TIMERS_PENDING.set(wheel.timers)
         metrics.TIMERS_OVERDUE.set(wheel.overdue(now))
         for patient_id in wheel.pop_due(now, retry_at=now + unanswered_after):
-            await rt.publish(topics.scheduler_commands, patient_id, TimerFire(patient_id=patient_id, at=now))
+            await rt.emit(patient_id, TimerFire(patient_id=patient_id, at=now))
 
     add_ingest_routes(rt, clinics)
     add_fhir_routes(rt, clinics, clock)

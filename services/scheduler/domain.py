@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.clinics import ClinicRules
 from shared.failures import ContractViolation
 from shared.events import (
+    CHANNELS,
     CheckinDue,
     CheckinExpired,
     ClinicianAlert,
@@ -110,7 +111,7 @@ class Outcome(BaseModel):
     """What a decision changed: the new state, and the events to publish (topic, event)."""
 
     schedule: PatientSchedule
-    emit: list[tuple[str, Event]] = Field(default_factory=list)
+    emit: list[Event] = Field(default_factory=list)  # each to its type's topic (shared.topics)
     skipped: list[Timer] = Field(default_factory=list)
     rejected: list[Rejected] = Field(default_factory=list)
 
@@ -247,11 +248,7 @@ def on_discharged(schedule: PatientSchedule, event: PatientDischarged) -> Outcom
 
 
 def on_consent(schedule: PatientSchedule, event: ConsentChanged) -> Outcome:
-    update: dict[str, bool] = {}
-    if event.channel in ("sms", "all"):
-        update["sms_consent"] = event.granted
-    if event.channel in ("email", "all"):
-        update["email_consent"] = event.granted
+    update = {f"{c}_consent": event.granted for c in CHANNELS if event.covers(c)}
     return Outcome(schedule=schedule.model_copy(update=update))
 
 
@@ -283,7 +280,7 @@ def on_treatment(
             "pending": under_way + timers,
         }
     )
-    emit = [("due", _skipped_event(schedule.patient_id, updated.clinic_id or "", t, now)) for t in stale]
+    emit: list[Event] = [_skipped_event(schedule.patient_id, updated.clinic_id or "", t, now) for t in stale]
     return Outcome(schedule=updated, emit=emit, skipped=stale)
 
 
@@ -319,7 +316,7 @@ def fire_due(schedule: PatientSchedule, rules: ClinicRules, now: datetime) -> Ou
             keep.append(timer.model_copy(update={"fire_at": next_allowed(now, schedule.timezone or "UTC", rules)}))
         elif timer.patient_facing and not schedule.reachable:
             outcome.skipped.append(timer)
-            outcome.emit.append(("due", _skipped_event(schedule.patient_id, schedule.clinic_id or "", timer, now, "no consent")))
+            outcome.emit.append(_skipped_event(schedule.patient_id, schedule.clinic_id or "", timer, now, "no consent"))
         else:
             outcome.emit.extend(_fired(schedule, timer, now))
             if timer.event_type == "checkin.due":
@@ -328,7 +325,7 @@ def fire_due(schedule: PatientSchedule, rules: ClinicRules, now: datetime) -> Ou
     return outcome
 
 
-def _fired(schedule: PatientSchedule, timer: Timer, now: datetime) -> list[tuple[str, Event]]:
+def _fired(schedule: PatientSchedule, timer: Timer, now: datetime) -> list[Event]:
     common = dict(
         event_id=timer.timer_id,
         occurred_at=now,
@@ -340,11 +337,11 @@ def _fired(schedule: PatientSchedule, timer: Timer, now: datetime) -> list[tuple
         day=timer.day,
     )
     if timer.event_type == "checkin.due":
-        return [("due", CheckinDue(kind=timer.kind, checkin_id=timer.checkin_id, **common))]
+        return [CheckinDue(kind=timer.kind, checkin_id=timer.checkin_id, **common)]
     if timer.event_type == "checkin.expired":
-        return [("due", CheckinExpired(checkin_id=timer.checkin_id or "", **common))]
+        return [CheckinExpired(checkin_id=timer.checkin_id or "", **common)]
     if timer.event_type == "reminder.due":
-        return [("due", ReminderDue(**common))]
+        return [ReminderDue(**common)]
     alert = ClinicianAlert(
         alert_id=deterministic_id("cycle_overdue", timer.timer_id),
         patient_id=schedule.patient_id,
@@ -355,7 +352,7 @@ def _fired(schedule: PatientSchedule, timer: Timer, now: datetime) -> list[tuple
         raised_at=now,
         evidence={"treatment_id": timer.treatment_id, "day": timer.day},
     )
-    return [("due", CycleOverdue(**common)), ("alerts", alert)]
+    return [CycleOverdue(**common), alert]
 
 
 def _skipped_event(patient_id: str, clinic_id: str, timer: Timer, now: datetime, reason: str = "stale") -> DueEvent:

@@ -24,11 +24,10 @@ from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
-from services.scheduler.importer import clinic_region
 from shared.clinics import Clinic, Directory
 from shared.codec import capped
 from shared.events import PatientEnrolled, PatientSnapshot, PatientUpdated, TreatmentRecorded, deterministic_id
-from shared.phones import e164_or_none
+from shared.phones import e164_or_none, region_of
 
 CLINIC_SYSTEM = "urn:cyclecare:clinic"
 TIMEZONE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
@@ -252,7 +251,7 @@ def map_patient(patient: Patient, clinics: Directory, now: datetime) -> Result:
     where["phone"] = f"Patient.telecom[{index}].value"
     values: dict[str, Any] = {
         "patient_id": patient.id, "clinic_id": clinic.id,
-        "phone": e164_or_none(raw_phone, clinic_region(clinic.phone)) or raw_phone,
+        "phone": e164_or_none(raw_phone, region_of(clinic.phone)) or raw_phone,
         "timezone": clinic.timezone,
     }
     name = _first_name(patient)

@@ -22,13 +22,14 @@ from shared.events import (
     ClinicianAlert,
     ConsentChanged,
     Event,
-    OutboundRequested,
     PatientSnapshot,
     Severity,
     deterministic_id,
 )
+from shared.notifier_events import OutboundRequested
 from shared.clinics import ClinicRules
-from services.survey.parsing import Finding, Question, Reply, explain
+from shared.limits import SMS_PARSE_CHARS
+from services.survey.parsing import Finding, Question, Reply, detect_red_flags, explain
 
 FIRST_QUESTION: dict[str, Question] = {"side_effects": "q1_red_flags", "headache_frequency": "q3a_headache_days"}
 TEMPLATE_OF: dict[Question, str] = {
@@ -92,11 +93,13 @@ class PatientFile(BaseModel):
 
 
 class Outcome(BaseModel):
-    file: PatientFile
-    emit: list[tuple[str, Event]] = Field(default_factory=list)
+    """The new file and the events to publish (each to its type's topic: ``shared.topics``)."""
 
-    def add(self, topic: str, event: Event) -> "Outcome":
-        self.emit.append((topic, event))
+    file: PatientFile
+    emit: list[Event] = Field(default_factory=list)
+
+    def add(self, event: Event) -> "Outcome":
+        self.emit.append(event)
         return self
 
 
@@ -136,8 +139,8 @@ def on_discharged(file: PatientFile) -> Outcome:
 
 
 def on_consent(file: PatientFile, event: ConsentChanged) -> Outcome:
-    """Consent changed elsewhere (the EHR, Twilio's 21610): the survey follows it."""
-    if event.channel not in ("sms", "all"):
+    """Consent changed elsewhere (the EHR, the SMS provider's opt-out): the survey follows it."""
+    if not event.covers("sms"):
         return Outcome(file=file)
     update: dict[str, Any] = {"opted_out": not event.granted}
     if not event.granted:
@@ -146,21 +149,30 @@ def on_consent(file: PatientFile, event: ConsentChanged) -> Outcome:
 
 
 def on_checkin_due(file: PatientFile, event: CheckinDue) -> Outcome:
-    """Open the check-in (the notifier sends its first question). It supersedes an
-    unanswered older one, which the clinic then sees as unanswered; a check-in already
-    open or closed (a redelivered event) and a patient who opted out change nothing."""
-    if file.opted_out or file.discharged or event.checkin_id in file.closed_checkins:
+    """Open the check-in and ask its first question. It supersedes an unanswered older
+    one, which the clinic then sees as unanswered. A check-in already closed changes
+    nothing; one already open is asked again only while nothing was answered (the same
+    message key: the notifier's ledger sends it once). A patient who opted out or was
+    discharged gets no conversation, but the question is still handed to the notifier,
+    which owns delivery and reports it as suppressed."""
+    file = file.model_copy(update={"clinic_id": event.clinic_id})
+    first = FIRST_QUESTION[event.kind]
+    ask = _ask(file, TEMPLATE_OF[first], question_cause(file, event.checkin_id, first))
+    if event.checkin_id in file.closed_checkins:
         return Outcome(file=file)
     if file.open and file.open.checkin_id == event.checkin_id:
-        return Outcome(file=file)
+        unanswered = file.open.question == first and not file.open.raw
+        return Outcome(file=file, emit=[ask] if unanswered else [])
+    if file.opted_out or file.discharged:
+        return Outcome(file=file).add(ask)
     conversation = Conversation(
         checkin_id=event.checkin_id, kind=event.kind, treatment_id=event.treatment_id,
-        cycle=event.cycle, day=event.day, due_at=event.due_at, question=FIRST_QUESTION[event.kind],
+        cycle=event.cycle, day=event.day, due_at=event.due_at, question=first,
     )
     outcome = Outcome(file=file)
     if file.open:
         outcome = _unanswered(file, file.open, event.due_at, superseded_by=event.checkin_id)
-    return Outcome(file=outcome.file.model_copy(update={"open": conversation}), emit=outcome.emit)
+    return Outcome(file=outcome.file.model_copy(update={"open": conversation}), emit=[*outcome.emit, ask])
 
 
 def on_checkin_expired(file: PatientFile, event: CheckinExpired, now: datetime) -> Outcome:
@@ -169,12 +181,21 @@ def on_checkin_expired(file: PatientFile, event: CheckinExpired, now: datetime) 
     return _unanswered(file, file.open, now)
 
 
+def red_flags_at_any_time(file: PatientFile, text: str, sid: str, now: datetime) -> list[Event]:
+    """A red flag named in any message, at any time, whatever question is open: the
+    safety reply and the urgent alert at once. It needs no conversation state, so the
+    inbound path calls it as soon as it knows the sender (one hop sooner); the
+    conversation then only records the answer (a yes to Q1 without red-flag words is
+    the conversation's to escalate)."""
+    red_flags = detect_red_flags(text[:SMS_PARSE_CHARS])
+    return red_flag_escalation(file, text, sid, red_flags, now) if red_flags else []
+
+
 def red_flag_escalation(file: PatientFile, text: str, sid: str, red_flags: tuple[str, ...], now: datetime,
-                        checkin_id: str | None = None, findings: tuple[Finding, ...] | None = None) -> list[tuple[str, Event]]:
-    """The safety reply and the urgent alert for a red flag, safety reply first. The
-    inbound agent sends them the moment it matches the phone (before the conversation
-    agent sees the reply); the ids depend only on the patient and the MessageSid. The
-    alert's evidence says why: the words read and the rule that read them."""
+                        checkin_id: str | None = None, findings: tuple[Finding, ...] | None = None) -> list[Event]:
+    """The safety reply and the urgent alert for a red flag, safety reply first; the ids
+    depend only on the patient and the MessageSid. The alert's evidence says why: the
+    words read and the rule that read them."""
     reasons = list(red_flags) or ["red_flag_reported"]
     evidence: dict[str, Any] = {"reply": text, "message_sid": sid}
     if checkin_id:
@@ -182,8 +203,8 @@ def red_flag_escalation(file: PatientFile, text: str, sid: str, red_flags: tuple
     if why := described(explain(text) if findings is None else findings):
         evidence["findings"] = why
     return [
-        ("outbound", _ask(file, "safety_reply", sid, urgent=True)),
-        ("alerts", _alert(file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(map(reason_label, reasons))}.", now, evidence, cause=sid)),
+        _ask(file, "safety_reply", sid, urgent=True),
+        _alert(file, "urgent", reasons, RED_FLAG_SUMMARY + f": {', '.join(map(reason_label, reasons))}.", now, evidence, cause=sid),
     ]
 
 
@@ -193,24 +214,23 @@ def described(findings: tuple[Finding, ...]) -> list[str]:
 
 
 def on_reply(file: PatientFile, text: str, message_sid: str, reply: Reply, now: datetime, *,
-             escalated: bool = False, rules: ClinicRules = DEFAULT_RULES) -> Outcome:
-    """A patient's message, read against the question open when it arrived.
-    ``escalated``: the red flags in its text were already escalated upstream."""
+             rules: ClinicRules = DEFAULT_RULES) -> Outcome:
+    """A patient's message, read against the question open when it arrived (the red-flag
+    words in it were escalated by :func:`red_flags_at_any_time`)."""
     if message_sid in file.handled_sids:
         return Outcome(file=file)  # redelivered: its events went out the first time
-    outcome = _react(file, text, message_sid, reply, now, escalated, rules)
+    outcome = _react(file, text, message_sid, reply, now, rules)
     sids = [*outcome.file.handled_sids, message_sid][-REMEMBERED:]
     return Outcome(file=outcome.file.model_copy(update={"handled_sids": sids}), emit=outcome.emit)
 
 
-def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, escalated: bool,
-           rules: ClinicRules) -> Outcome:
+def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, rules: ClinicRules) -> Outcome:
     if reply.keyword:
         return KEYWORD_HANDLERS[reply.keyword](file, sid, now)
     if reply.red_flags or (file.open and file.open.question == "q1_red_flags" and reply.yes_no):
-        return _urgent(file, text, sid, reply, now, rules, escalated=escalated and bool(reply.red_flags))
+        return _urgent(file, text, sid, reply, now, rules)
     if file.open is None:
-        return Outcome(file=file).add("alerts", _alert(
+        return Outcome(file=file).add(_alert(
             file, "routine", ["patient_message"], "Patient sent a message outside a check-in.",
             now, {"reply": text}, cause=sid,
         ))
@@ -223,7 +243,7 @@ def _react(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, 
 
 
 def _help(file: PatientFile, sid: str, now: datetime) -> Outcome:
-    return Outcome(file=file).add("outbound", _ask(file, "help", sid))
+    return Outcome(file=file).add(_ask(file, "help", sid))
 
 
 def _opt_out(file: PatientFile, sid: str, now: datetime) -> Outcome:
@@ -233,15 +253,15 @@ def _opt_out(file: PatientFile, sid: str, now: datetime) -> Outcome:
         return Outcome(file=file)
     closed = _closing(file, file.open.checkin_id) if file.open else file
     outcome = Outcome(file=closed.model_copy(update={"opted_out": True, "open": None}))
-    outcome.add("consent", _consent(file, sid, granted=False, now=now))
-    return outcome.add("outbound", _ask(file, "opt_out_confirmation", sid))
+    outcome.add(_consent(file, sid, granted=False, now=now))
+    return outcome.add(_ask(file, "opt_out_confirmation", sid))
 
 
 def _opt_in(file: PatientFile, sid: str, now: datetime) -> Outcome:
     outcome = Outcome(file=file.model_copy(update={"opted_out": False}))
     if file.opted_out:
-        outcome.add("consent", _consent(file, sid, granted=True, now=now))
-    return outcome.add("outbound", _ask(file, "opt_in_confirmation", sid))
+        outcome.add(_consent(file, sid, granted=True, now=now))
+    return outcome.add(_ask(file, "opt_in_confirmation", sid))
 
 
 def _consent(file: PatientFile, sid: str, *, granted: bool, now: datetime) -> ConsentChanged:
@@ -257,11 +277,10 @@ KEYWORD_HANDLERS = {"help": _help, "stop": _opt_out, "start": _opt_in}
 # --- the branches of a reply ------------------------------------------------------
 
 
-def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, rules: ClinicRules, *,
-            escalated: bool = False) -> Outcome:
-    """Safety first: the reply and the alert go out whatever question is open (unless
-    already sent upstream); a reply that also answers the open question (other than Q1)
-    is then taken as that answer."""
+def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime, rules: ClinicRules) -> Outcome:
+    """A red flag or a yes to Q1 closes Q1 as answered; a reply that also answers another
+    open question is taken as that answer. What :func:`red_flags_at_any_time` escalated
+    already (red-flag words) is not escalated again; anything else (a yes to Q1) is."""
     reasons = list(reply.red_flags) or ["red_flag_reported"]
     outcome = Outcome(file=file)
     if file.open and file.open.question == "q1_red_flags":
@@ -271,7 +290,7 @@ def _urgent(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime,
         outcome = _complete(file, file.open, answers, text, now)
     elif file.open and reply.understood:
         outcome = _answer(file, text, sid, reply, now, rules)
-    if not escalated:
+    if not detect_red_flags(text[:SMS_PARSE_CHARS]):
         checkin_id = file.open.checkin_id if file.open else None
         outcome.emit[:0] = red_flag_escalation(file, text, sid, reply.red_flags, now, checkin_id, reply.findings)
     return outcome
@@ -283,8 +302,8 @@ def _unreadable(file: PatientFile, text: str, sid: str, now: datetime) -> Outcom
     updated = conversation.model_copy(update={"attempts": conversation.attempts + 1, "raw": [*conversation.raw, text]})
     outcome = Outcome(file=file.model_copy(update={"open": updated}))
     if conversation.attempts == 0:
-        return outcome.add("outbound", _ask(file, "reprompt", sid, context={"question": conversation.question}))
-    return outcome.add("alerts", _alert(
+        return outcome.add(_ask(file, "reprompt", sid, context={"question": conversation.question}))
+    return outcome.add(_alert(
         file, "routine", ["unparsed_reply"], "Patient's reply to a check-in could not be read.",
         now, {"reply": text, "checkin_id": conversation.checkin_id, "question": conversation.question}, cause=sid,
     ))
@@ -302,21 +321,21 @@ def _answer(file: PatientFile, text: str, sid: str, reply: Reply, now: datetime,
         numbers = {"medication_days": reply.number} if question == "q3b_medication_days" else \
             {"headache_days": reply.number, "medication_days": reply.medication_days}
         outcome = _complete(file, conversation, numbers, text, now)
-        outcome.add("outbound", _ask(file, "checkin_thanks", sid))
+        outcome.add(_ask(file, "checkin_thanks", sid))
         return judge_response(outcome, now, rules.non_response_reduction)
     # Q2, or a NO to Q1 that names the common effects too ("no, though my neck is stiff")
     answers: dict[str, Any] = {"effects": [e.model_dump() for e in reply.effects or ()]}
     if question == "q1_red_flags":
         answers["red_flags"] = False
     outcome = _complete(file, conversation, answers, text, now)
-    outcome.add("outbound", _ask(file, "checkin_thanks", sid))
+    outcome.add(_ask(file, "checkin_thanks", sid))
     severity = effects_severity(reply)
     if severity:
         reasons = [e.reason for e in reply.effects or ()]
         evidence: dict[str, Any] = {"reply": text, "checkin_id": conversation.checkin_id}
         if why := described(reply.findings):
             evidence["findings"] = why
-        outcome.add("alerts", _alert(
+        outcome.add(_alert(
             file, severity, reasons, f"Patient reports side effects: {', '.join(_describe(reply))}.",
             now, evidence, cause=sid,
         ))
@@ -339,7 +358,12 @@ def _next(file: PatientFile, conversation: Conversation, question: Question, ans
         "question": question, "attempts": 0, "answers": conversation.answers | answers, "raw": [*conversation.raw, text],
     })
     outcome = Outcome(file=file.model_copy(update={"open": updated}))
-    return outcome.add("outbound", _ask(file, TEMPLATE_OF[question], f"{conversation.checkin_id}:{question}"))
+    return outcome.add(_ask(file, TEMPLATE_OF[question], question_cause(file, conversation.checkin_id, question)))
+
+
+def question_cause(file: PatientFile, checkin_id: str, question: Question) -> str:
+    """Asking one question of one check-in: sent once, whoever else's check-in has that id."""
+    return f"{file.patient_id}:{checkin_id}:{question}"
 
 
 def _closing(file: PatientFile, checkin_id: str) -> PatientFile:
@@ -356,7 +380,7 @@ def _complete(file: PatientFile, conversation: Conversation, answers: dict, text
                                   at=conversation.due_at or now, checkin_id=conversation.checkin_id)
         closed = closed.model_copy(update={"readings": file.readings | {reading_key(reading.cycle, reading.day): reading}})
     outcome = Outcome(file=closed)
-    return outcome.add("checkins", CheckinCompleted(
+    return outcome.add(CheckinCompleted(
         event_id=deterministic_id("completed", conversation.checkin_id), occurred_at=now,
         patient_id=file.patient_id, clinic_id=file.clinic_id, checkin_id=conversation.checkin_id,
         kind=conversation.kind, treatment_id=conversation.treatment_id, cycle=conversation.cycle,
@@ -374,7 +398,7 @@ def _unanswered(file: PatientFile, conversation: Conversation, now: datetime, *,
         evidence["superseded_by"] = superseded_by
         summary = "Check-in got no complete answer before the next one replaced it."
     outcome = Outcome(file=_closing(file, conversation.checkin_id))
-    return outcome.add("alerts", _alert(file, "routine", ["no_reply"], summary, now, evidence, cause=conversation.checkin_id))
+    return outcome.add(_alert(file, "routine", ["no_reply"], summary, now, evidence, cause=conversation.checkin_id))
 
 
 # --- outcomes over months (NICE TA260) ------------------------------------------------
@@ -405,7 +429,7 @@ def _judge_non_response(outcome: Outcome, now: datetime, threshold: float) -> Ou
     if reduction >= threshold:
         return outcome
     flagged = file.model_copy(update={"non_response_cycles": [*file.non_response_cycles, latest.cycle]})
-    return Outcome(file=flagged, emit=outcome.emit).add("alerts", _alert(
+    return Outcome(file=flagged, emit=outcome.emit).add(_alert(
         file, "review", ["non_response"],
         f"Headache days {baseline} -> {latest.days} ({reduction:.0%} reduction) after {len(cycles)} cycles; "
         f"below the {threshold:.0%} response threshold.",
@@ -440,7 +464,7 @@ def _judge_episodic(outcome: Outcome, now: datetime) -> Outcome:
     if file.episodic_reported_from == reading_key(first.cycle, first.day):
         return outcome
     reported = file.model_copy(update={"episodic_reported_from": reading_key(first.cycle, first.day)})
-    return Outcome(file=reported, emit=outcome.emit).add("alerts", _alert(
+    return Outcome(file=reported, emit=outcome.emit).add(_alert(
         file, "review", ["below_chronic_threshold"],
         f"Fewer than {CHRONIC_DAYS} headache days a month for {len(streak)} consecutive months "
         f"({', '.join(str(r.days) for r in streak)}).",

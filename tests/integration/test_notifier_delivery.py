@@ -15,10 +15,10 @@ from shared.events import (
     MessageFailed,
     MessageSent,
     MessageSuppressed,
-    OutboundRequested,
     PatientEnrolled,
     ReminderDue,
 )
+from shared.notifier_events import OutboundRequested, RetryScheduled
 from tests.support.kafka import eventually
 
 PHONE = "+19165550123"
@@ -171,6 +171,7 @@ async def test_status_callbacks_become_delivered_and_three_undelivered_make_the_
 async def test_bad_input_fails_clearly_and_refused_credentials_halt_sms_loudly(start_worker, publisher, topics, watch, fake_twilio):
     notifier = await start_worker("notifier")
     watcher = await watch(topics.deliveries, topics.dlq)
+    retries = await watch(topics.notifier_retry)
     await enrolled(publisher, topics, fake_twilio)
     await publisher.send(topics.due, "p-nobody", reminder(1, patient_id="p-nobody"))
     await publisher.send(topics.due, "p-ana", reminder(2).model_copy(update={"clinic_id": "atlantis"}))
@@ -187,7 +188,6 @@ async def test_bad_input_fails_clearly_and_refused_credentials_halt_sms_loudly(s
 
     fake_twilio.fail_next("20003")
     await publisher.send(topics.due, "p-ana", reminder(3))
-    await publisher.send(topics.due, "p-ana", reminder(4))
 
     async def halted() -> str:
         async with aiohttp.ClientSession() as http:
@@ -202,5 +202,11 @@ async def test_bad_input_fails_clearly_and_refused_credentials_halt_sms_loudly(s
         await asyncio.sleep(0.1)
     assert 'cyclecare_provider_halted{provider="twilio"} 1.0' in metrics_text
     await eventually(lambda: "refused our credentials" in notifier.output(), what="the loud log line")
+    await publisher.send(topics.due, "p-ana", reminder(4))  # arrives while SMS is halted
+    # the barrier: both reminders handled, each re-queued for after the halt
+    requeued = lambda: {e.outgoing["message_key"] for e in retries.events(topics.notifier_retry)  # noqa: E731
+                        if isinstance(e, RetryScheduled)}
+    await eventually(lambda: {"due-p-ana-3:booking_reminder", "due-p-ana-4:booking_reminder"} <= requeued(),
+                     what="both reminders re-queued for after the halt")
     assert fake_twilio.requests == 2  # the first reminder and the refused one: nothing more while halted
     assert not any(e.type == "message.failed" and e.message_key.startswith("due-p-ana-") for e in watcher.events(topics.deliveries))

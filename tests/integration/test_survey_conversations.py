@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,10 +27,10 @@ from shared.events import (
     ClinicianAlert,
     ConsentChanged,
     MessageSuppressed,
-    OutboundRequested,
     PatientEnrolled,
     PatientUpdated,
 )
+from shared.notifier_events import OutboundRequested
 from shared.topics import Topics
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.kafka import Publisher, TopicWatcher, eventually
@@ -146,21 +145,15 @@ async def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
         await twilio.stop()
 
 
-async def test_a_signed_red_flag_reply_raises_an_urgent_alert_within_a_second_and_a_safety_sms(stack: Stack):
+async def test_a_signed_red_flag_reply_raises_an_urgent_alert_and_a_safety_sms(stack: Stack):
+    """How fast: bench/survey measures it (timing is never asserted in a test)."""
     patient_id, phone = await stack.patient_with_checkin()
-    started = time.perf_counter()
     await stack.post(phone, "I can't swallow right since Tuesday")
-    answered = time.perf_counter() - started
     [alert] = await eventually(lambda: stack.alerts(patient_id), timeout=5, what="the urgent alert")
-    alerted = time.perf_counter() - started
     assert alert.severity == "urgent" and alert.reasons == ["dysphagia"]
     assert alert.evidence["reply"] == "I can't swallow right since Tuesday"
     [completed] = await eventually(lambda: stack.events("checkins", CheckinCompleted, patient_id), what="Q1 closed")
     assert completed.checkin_id == "c-1-2" and completed.answers["red_flag_reasons"] == ["dysphagia"]
-    # The aim is an alert within 1 s. This bound only shows the alert waits on no timer or
-    # digest: this watcher's own fetch adds up to ~250 ms on the embedded broker, and the
-    # suite may share the machine. bench/survey measures the latency properly.
-    assert answered < 0.5 and alerted < 2.5, (answered, alerted)
     messages = await stack.sms(phone, 2, "the safety reply")
     assert "911" in messages[1].body
     assert "botox" not in messages[1].body.lower()
@@ -178,8 +171,8 @@ async def test_the_same_message_sid_delivered_twice_gives_one_alert(stack: Stack
                               what="the routine alert after the copy")
     assert [a.severity for a in alerts] == ["urgent", "routine"]
     await stack.sms(phone, 2, "the safety reply")
-    replies = await eventually(lambda: stack.events("outbound", OutboundRequested, patient_id), what="the safety reply request")
-    assert [r.kind for r in replies] == ["safety_reply"]
+    requests = await eventually(lambda: stack.events("outbound", OutboundRequested, patient_id), what="the safety reply request")
+    assert [r.kind for r in requests] == ["checkin_q1", "safety_reply"]  # the survey asked Q1, then replied once
 
 
 async def test_stop_revokes_consent_once_and_no_later_checkin_or_question_reaches_the_patient(stack: Stack):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from shared.events import InboundSms
+from shared.survey_events import InboundSms
 from tests.support.kafka import eventually
 
 PHONE = "+19165550123"

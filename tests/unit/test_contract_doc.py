@@ -18,7 +18,7 @@ def test_the_contract_names_every_public_event_every_topic_and_every_variable():
         assert f"### `{model.model_fields['type'].default}`" in text
     assert all(f"`cyclecare.{topic}`" in text for topic in PUBLIC)
     assert all(f"| `{name}` |" in text for name in variables())
-    assert "(not yet on a topic here)" not in text, "add the new event type to TYPE_TOPIC or PREFIX_TOPIC"
+    assert "(not yet on a topic here)" not in text, "add the new event type to shared.topics.TOPIC_OF"
 
 
 def test_a_field_with_limits_shows_them():

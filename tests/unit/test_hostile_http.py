@@ -25,7 +25,8 @@ from services.scheduler.adapters.ingest_api import add_ingest_routes
 from services.survey.adapters.webhook import add_sms_webhook
 from shared.clinics import load_clinics
 from shared.config import Settings
-from shared.events import Event, InboundSms
+from shared.events import Event
+from shared.survey_events import InboundSms
 from shared.limits import MAX_HTTP_BODY_BYTES, MAX_SMS_BODY
 from shared.topics import Topics
 
@@ -51,6 +52,9 @@ class RecordingRuntime:
 
     async def publish(self, topic: str, key: str, event: Event, *, wait: bool = False) -> None:
         self.published.append((topic, key, event))
+
+    async def emit(self, key: str, event: Event, *, wait: bool = False) -> None:
+        await self.publish(self.topics.of(event), key, event, wait=wait)
 
 
 @pytest.fixture(scope="module")

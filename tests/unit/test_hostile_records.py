@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.codec import DecodeError, dead_letter, dead_letter_key, decode, decode_record, encode
-from shared.events import InboundSms, PatientEnrolled
+from shared.events import PatientEnrolled
+from shared.survey_events import InboundSms
 from shared.limits import MAX_DLQ_ORIGINAL_BYTES, MAX_ERROR_CHARS, MAX_KEY_BYTES, MAX_RECORD_BYTES
 
 PATIENT: dict[str, Any] = {

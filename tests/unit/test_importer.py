@@ -10,7 +10,7 @@ import pytest
 
 from services.example_data import example_files
 from services.local_run import running_broker, write_broker_file
-from services.scheduler.importer import (
+from services.importer import (
     ImportFileError, Progress, parse_file, progress_line, read_rows, read_text, rows_of,
 )
 from shared.broker import free_port
@@ -110,7 +110,7 @@ def test_the_example_files_are_dated_relative_to_today_and_import_as_documented(
 
 
 def read_text_of(text: str):  # noqa: ANN201
-    from services.scheduler.importer import CsvText
+    from services.importer import CsvText
 
     return CsvText(text, "utf-8-sig", ",")
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from shared.events import PatientEnrolled
 from shared.logs import _EMAIL, _PHONE, MAX_LOG_CHARS, RedactingTextFormatter, redact
-from services.scheduler.importer import parse_file
+from services.importer import parse_file
 from shared.clinics import load_clinics
 
 ROOT = Path(__file__).parents[2]

@@ -10,6 +10,7 @@ from itertools import count
 from services.survey import domain
 from services.survey.parsing import parse_reply
 from shared.events import CheckinCompleted, CheckinDue, ClinicianAlert, PatientEnrolled
+from shared.notifier_events import OutboundRequested
 
 NOW = datetime(2026, 11, 25, 22, 0, tzinfo=timezone.utc)
 _sids = count(1)
@@ -26,20 +27,24 @@ def checkin_open(kind: str = "side_effects", language: str = "en") -> domain.Pat
 
 
 def reply(file: domain.PatientFile, text: str) -> domain.Outcome:
+    """As the app handles a reply: red flags at once (inbound path), then the conversation."""
+    sid = f"SM{next(_sids):032d}"
     question = file.open.question if file.open else None
-    return domain.on_reply(file, text, f"SM{next(_sids):032d}", parse_reply(text, question), NOW)
+    at_once = domain.red_flags_at_any_time(file, text, sid, NOW)
+    outcome = domain.on_reply(file, text, sid, parse_reply(text, question), NOW)
+    return domain.Outcome(file=outcome.file, emit=[*at_once, *outcome.emit])
 
 
 def alerts(outcome: domain.Outcome) -> list[ClinicianAlert]:
-    return [e for t, e in outcome.emit if t == "alerts"]
+    return [e for e in outcome.emit if isinstance(e, ClinicianAlert)]
 
 
 def completed(outcome: domain.Outcome) -> list[CheckinCompleted]:
-    return [e for _, e in outcome.emit if isinstance(e, CheckinCompleted)]
+    return [e for e in outcome.emit if isinstance(e, CheckinCompleted)]
 
 
 def outbound(outcome: domain.Outcome) -> list[str]:
-    return [e.kind for t, e in outcome.emit if t == "outbound"]
+    return [e.kind for e in outcome.emit if isinstance(e, OutboundRequested)]
 
 
 def test_a_no_with_a_stiff_neck_answers_q1_and_q2_and_raises_a_routine_alert() -> None:
@@ -90,7 +95,7 @@ def test_the_urgent_alert_says_which_words_were_read_as_which_symptom() -> None:
 
 def test_the_inbound_escalation_explains_itself_the_same_way() -> None:
     file = checkin_open()
-    [(_, safety), (_, alert)] = domain.red_flag_escalation(file, "pills won't go down", "SM1", ("dysphagia",), NOW)
+    [safety, alert] = domain.red_flag_escalation(file, "pills won't go down", "SM1", ("dysphagia",), NOW)
     assert any("-> dysphagia" in line for line in alert.evidence["findings"])
 
 

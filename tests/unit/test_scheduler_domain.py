@@ -8,6 +8,7 @@ import pytest
 
 from shared.clinics import ClinicRules
 from shared.codec import DecodeError, decode, encode
+from shared.topics import Topics
 from shared.events import (
     CheckinDue,
     CheckinExpired,
@@ -61,7 +62,7 @@ def fire_all(schedule: PatientSchedule, until: datetime, rules: ClinicRules = RU
     emitted, now = [], min(t.fire_at for t in schedule.pending)
     while now <= until and schedule.pending:
         outcome = domain.fire_due(schedule, rules, now)
-        schedule, emitted = outcome.schedule, emitted + [e for _, e in outcome.emit]
+        schedule, emitted = outcome.schedule, emitted + outcome.emit
         now += step
     return schedule, emitted
 
@@ -127,18 +128,18 @@ def test_cycle_overdue_also_raises_a_routine_clinician_alert_with_reason_cycle_o
     _, emitted = fire_all(schedule, at("2026-04-20T00:00:00+00:00"))
     [alert] = [e for e in emitted if isinstance(e, ClinicianAlert)]
     assert alert.severity == "routine" and alert.reasons == ["cycle_overdue"] and alert.clinic_id == "rocklin"
-    assert alert.alert_id == domain.fire_due(schedule, RULES, at("2026-04-20T00:00:00+00:00")).emit[-1][1].alert_id
+    assert alert.alert_id == domain.fire_due(schedule, RULES, at("2026-04-20T00:00:00+00:00")).emit[-1].alert_id
 
 
 def test_a_fired_checkin_leaves_an_expiry_timer_48_hours_later():
     schedule = treated(date(2026, 1, 5), at("2026-01-05T20:00:00+00:00")).schedule
     outcome = domain.fire_due(schedule, RULES, at("2026-01-07T18:00:00+00:00"))
-    [(topic, due)] = outcome.emit
+    [due] = outcome.emit
     expiry = next(t for t in outcome.schedule.pending if t.event_type == "checkin.expired")
-    assert topic == "due" and isinstance(due, CheckinDue)
+    assert isinstance(due, CheckinDue)
     assert expiry.checkin_id == due.checkin_id and expiry.fire_at == at("2026-01-09T18:00:00+00:00")
     later = domain.fire_due(outcome.schedule, RULES, at("2026-01-09T18:00:00+00:00"))
-    assert [type(e) for _, e in later.emit] == [CheckinExpired]
+    assert [type(e) for e in later.emit] == [CheckinExpired]
 
 
 def test_a_checkin_fired_late_on_catch_up_still_gets_48_hours_to_be_answered():
@@ -226,14 +227,14 @@ def test_a_due_checkin_found_at_night_waits_for_the_morning():
     assert outcome.emit == []
     day2 = next(t for t in outcome.schedule.pending if t.day == 2)
     assert day2.fire_at == at("2026-01-08T16:00:00+00:00")  # 08:00 PST
-    assert [e.day for _, e in domain.fire_due(outcome.schedule, RULES, day2.fire_at).emit] == [2]
+    assert [e.day for e in domain.fire_due(outcome.schedule, RULES, day2.fire_at).emit] == [2]
 
 
 def test_a_cycle_overdue_fires_at_any_hour_because_it_goes_to_the_clinic():
     schedule = treated(date(2026, 1, 5), at("2026-01-05T20:00:00+00:00")).schedule
     only_overdue = schedule.model_copy(update={"pending": [t for t in schedule.pending if t.day == 98]})
     night = at("2026-04-14T07:00:00+00:00")  # 00:00 PDT on day 99
-    assert [type(e) for _, e in domain.fire_due(only_overdue, RULES, night).emit] == [CycleOverdue, ClinicianAlert]
+    assert [type(e) for e in domain.fire_due(only_overdue, RULES, night).emit] == [CycleOverdue, ClinicianAlert]
 
 
 # --- changes in the record ----------------------------------------------------------
@@ -270,9 +271,9 @@ def test_a_treatment_recorded_a_month_late_skips_stale_moments_and_reports_them(
     outcome = treated(date(2026, 1, 5), now)
     assert [t.day for t in outcome.skipped] == [2, 7, 14, 28]
     assert sorted(t.day for t in outcome.schedule.pending) == [56, 70, 77, 81, 98]
-    reports = [e for _, e in outcome.emit]
+    reports = [e for e in outcome.emit]
     assert all(isinstance(e, TimerSkipped) and e.reason == "stale" for e in reports)
-    assert sorted(e.day for e in reports) == [2, 7, 14, 28] and {t for t, _ in outcome.emit} == {"due"}
+    assert sorted(e.day for e in reports) == [2, 7, 14, 28] and {Topics().of(e) for e in outcome.emit} == {"cyclecare.due"}
     assert domain.fire_due(outcome.schedule, RULES, now).emit == []  # no burst
 
 
@@ -284,7 +285,7 @@ def test_a_treatment_recorded_the_next_day_still_asks_the_day_2_checkin():
 def test_a_moment_less_than_a_day_late_still_fires():
     outcome = treated(date(2026, 1, 5), at("2026-01-08T10:00:00+00:00"))  # day 2 was 16 h ago
     assert outcome.skipped == []
-    assert [e.day for _, e in domain.fire_due(outcome.schedule, RULES, at("2026-01-08T17:00:00+00:00")).emit] == [2]
+    assert [e.day for e in domain.fire_due(outcome.schedule, RULES, at("2026-01-08T17:00:00+00:00")).emit] == [2]
 
 
 def test_a_treatment_dated_in_the_future_is_invalid():
@@ -336,7 +337,7 @@ def test_opting_back_in_restores_the_moments_still_ahead():
     stop = ConsentChanged(patient_id="p-1", clinic_id="rocklin", granted=False, source="sms_keyword")
     start = ConsentChanged(patient_id="p-1", clinic_id="rocklin", granted=True, source="sms_keyword")
     schedule = domain.on_consent(domain.on_consent(schedule, stop).schedule, start).schedule
-    assert [e.day for _, e in domain.fire_due(schedule, RULES, at("2026-01-07T18:00:00+00:00")).emit] == [2]
+    assert [e.day for e in domain.fire_due(schedule, RULES, at("2026-01-07T18:00:00+00:00")).emit] == [2]
 
 
 def test_a_discharged_patient_has_every_timer_cancelled_and_later_treatments_ignored():

@@ -219,3 +219,52 @@ def test_the_log_filter_redacts_arguments_too() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "message to %s", ("+19165550199",), None)
     RedactingFilter().filter(record)
     assert "+1916" not in record.getMessage()
+
+
+def test_every_event_type_is_routed_to_a_topic_cyclecare_knows():
+    from shared.codec import ALL_EVENTS
+    from shared.topics import INTERNAL, PUBLIC, TOPIC_OF
+
+    types = {cls.model_fields["type"].default for cls in ALL_EVENTS}
+    assert types == set(TOPIC_OF) and set(TOPIC_OF.values()) <= set(PUBLIC + INTERNAL)
+
+
+def test_an_event_is_published_to_the_topic_of_its_type_in_the_namespace():
+    from shared.events import ClinicianAlert
+    from shared.notifier_events import OutboundRequested
+    from shared.topics import Topics
+
+    alert = ClinicianAlert(alert_id="a", patient_id="p", clinic_id="c", severity="urgent", reasons=["dysphagia"],
+                           summary="s", raised_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    ask = OutboundRequested(message_key="k", patient_id="p", clinic_id="c", kind="checkin_q1")
+    assert [Topics("t1").of(e) for e in (alert, ask)] == ["t1.alerts", "t1.outbound"]
+
+
+def test_a_consent_change_covers_its_channel_and_all_covers_every_channel():
+    from shared.events import ConsentChanged
+
+    def change(channel: str) -> ConsentChanged:
+        return ConsentChanged(patient_id="p", clinic_id="c", channel=channel, granted=False, source="ehr")
+
+    assert [change("sms").covers(c) for c in ("sms", "email")] == [True, False]
+    assert [change("email").covers(c) for c in ("sms", "email")] == [False, True]
+    assert [change("all").covers(c) for c in ("sms", "email")] == [True, True]
+
+
+def test_every_validation_error_reads_as_field_colon_message_and_long_texts_are_cut():
+    from pydantic import BaseModel, ValidationError
+
+    from shared.validation import field_errors, one_line
+
+    class Thing(BaseModel):
+        count: int
+        name: str
+
+    with pytest.raises(ValidationError) as caught:
+        Thing.model_validate({"count": "x" * 500})
+    assert one_line(caught.value).startswith("count: Input should be a valid integer")
+    assert one_line(caught.value).endswith("; name: Field required")
+    with pytest.raises(ValidationError) as whole:
+        Thing.model_validate(3)
+    assert one_line(whole.value, whole="event").startswith("event: ")
+    assert all(len(e["error"]) < 260 for e in field_errors(caught.value))

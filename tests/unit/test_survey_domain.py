@@ -7,7 +7,8 @@ from itertools import count
 
 from services.survey import domain
 from services.survey.parsing import parse_reply
-from shared.events import CheckinCompleted, CheckinDue, CheckinExpired, ClinicianAlert, ConsentChanged, OutboundRequested, PatientEnrolled
+from shared.events import CheckinCompleted, CheckinDue, CheckinExpired, ClinicianAlert, ConsentChanged, PatientEnrolled
+from shared.notifier_events import OutboundRequested
 
 NOW = datetime(2026, 3, 12, 22, 0, tzinfo=timezone.utc)
 TREATED = datetime(2026, 3, 10, 17, 0, tzinfo=timezone.utc)
@@ -32,20 +33,24 @@ def opened(file: domain.PatientFile, event: CheckinDue) -> domain.PatientFile:
 
 
 def reply(file: domain.PatientFile, text: str, sid: str | None = None) -> domain.Outcome:
+    """As the app handles a reply: red flags at once (inbound path), then the conversation."""
+    sid = sid or f"SM{next(_sids):032d}"
     question = file.open.question if file.open else None
-    return domain.on_reply(file, text, sid or f"SM{next(_sids):032d}", parse_reply(text, question), NOW)
+    at_once = domain.red_flags_at_any_time(file, text, sid, NOW)
+    outcome = domain.on_reply(file, text, sid, parse_reply(text, question), NOW)
+    return domain.Outcome(file=outcome.file, emit=[*at_once, *outcome.emit])
 
 
 def alerts(outcome: domain.Outcome) -> list[ClinicianAlert]:
-    return [e for t, e in outcome.emit if t == "alerts"]
+    return [e for e in outcome.emit if isinstance(e, ClinicianAlert)]
 
 
 def outbound(outcome: domain.Outcome) -> list[str]:
-    return [e.kind for t, e in outcome.emit if t == "outbound"]
+    return [e.kind for e in outcome.emit if isinstance(e, OutboundRequested)]
 
 
 def of_type(outcome: domain.Outcome, cls: type) -> list:
-    return [e for _, e in outcome.emit if isinstance(e, cls)]
+    return [e for e in outcome.emit if isinstance(e, cls)]
 
 
 def conversation(file: domain.PatientFile, *texts: str) -> tuple[domain.PatientFile, list[domain.Outcome]]:
@@ -73,8 +78,8 @@ def test_red_flag_words_outside_any_checkin_raise_an_urgent_alert_and_a_safety_r
     [alert] = alerts(outcome)
     assert alert.severity == "urgent" and alert.reasons == ["dysphagia"]
     assert alert.evidence["reply"] == "can't swallow right since Tuesday"
-    first_topic, first = outcome.emit[0]
-    assert first_topic == "outbound" and first.kind == "safety_reply" and first.urgent
+    first = outcome.emit[0]
+    assert isinstance(first, OutboundRequested) and first.kind == "safety_reply" and first.urgent
 
 
 def test_a_yes_to_q1_completes_the_checkin_and_raises_an_urgent_alert():
@@ -138,7 +143,7 @@ def test_the_same_reply_redelivered_changes_nothing_and_the_same_cause_gives_the
     assert reply(first.file, "YES", sid="SM1").emit == []
     again_from_old_state = reply(file, "YES", sid="SM1")
     assert alerts(again_from_old_state)[0].alert_id == alerts(first)[0].alert_id
-    assert [e.event_id for _, e in again_from_old_state.emit] == [e.event_id for _, e in first.emit]
+    assert [e.event_id for e in again_from_old_state.emit] == [e.event_id for e in first.emit]
 
 
 # --- headache check-ins ---------------------------------------------------------------
@@ -271,6 +276,35 @@ def test_an_expired_checkin_closes_with_a_routine_no_reply_and_a_stale_expiry_is
     assert domain.on_checkin_expired(outcome.file, expiry, NOW).emit == []
 
 
+def test_a_checkin_due_opens_the_checkin_and_asks_its_first_question():
+    side_effects = domain.on_checkin_due(enrolled(), due())
+    headache = domain.on_checkin_due(enrolled(), due("headache_frequency", day=28))
+    assert outbound(side_effects) == ["checkin_q1"] and side_effects.file.open.question == "q1_red_flags"
+    assert outbound(headache) == ["checkin_q3a"] and headache.file.open.question == "q3a_headache_days"
+    [ask] = of_type(side_effects, OutboundRequested)
+    assert (ask.patient_id, ask.clinic_id, ask.urgent) == ("p-1", "rocklin", False)
+
+
+def test_a_redelivered_checkin_due_asks_again_under_the_same_key_only_while_nothing_was_answered():
+    first = domain.on_checkin_due(enrolled(), due())
+    again = domain.on_checkin_due(first.file, due())
+    keys = [[e.message_key for e in of_type(o, OutboundRequested)] for o in (first, again)]
+    assert keys[0] == keys[1] and len(keys[0]) == 1
+    in_q2, _ = conversation(first.file, "no")
+    assert domain.on_checkin_due(in_q2, due()).emit == []
+
+
+def test_a_patient_who_opted_out_gets_no_conversation_but_the_notifier_still_hears_of_the_question():
+    stopped, _ = conversation(enrolled(), "STOP")
+    outcome = domain.on_checkin_due(stopped, due())
+    assert outcome.file.open is None and outbound(outcome) == ["checkin_q1"]
+
+
+def test_a_checkin_due_before_the_patient_snapshot_still_names_the_clinic():
+    outcome = domain.on_checkin_due(domain.PatientFile(patient_id="p-1"), due())
+    assert [e.clinic_id for e in of_type(outcome, OutboundRequested)] == ["rocklin"]
+
+
 def test_a_redelivered_checkin_due_neither_resets_nor_reopens_the_checkin():
     file = opened(enrolled(), due())
     in_q2, _ = conversation(file, "no")
@@ -284,21 +318,25 @@ def test_a_message_outside_a_checkin_goes_to_the_clinic_as_routine():
     assert alert.severity == "routine" and alert.reasons == ["patient_message"]
 
 
-def test_red_flags_escalated_upstream_are_not_alerted_twice_but_still_close_q1():
+def test_red_flag_words_are_escalated_at_once_and_the_conversation_only_closes_q1():
     file = opened(enrolled(), due())
     text = "trouble breathing since this morning"
-    outcome = domain.on_reply(file, text, "SM9", parse_reply(text, "q1_red_flags"), NOW, escalated=True)
+    at_once = domain.red_flags_at_any_time(file, text, "SM9", NOW)
+    outcome = domain.on_reply(file, text, "SM9", parse_reply(text, "q1_red_flags"), NOW)
+    assert [getattr(e, "kind", None) or e.severity for e in at_once] == ["safety_reply", "urgent"]
     assert alerts(outcome) == [] and outbound(outcome) == []
     assert of_type(outcome, CheckinCompleted)[0].answers["red_flag_reasons"] == ["dyspnea"]
 
 
-def test_the_upstream_escalation_and_the_conversation_give_the_same_alert_and_safety_reply_ids():
-    file = enrolled()
-    text = "no puedo tragar"
-    upstream = domain.red_flag_escalation(file, text, "SM10", ("dysphagia",), NOW)
-    in_conversation = domain.on_reply(file, text, "SM10", parse_reply(text, None), NOW)
-    assert [e.event_id for _, e in upstream] == [e.event_id for _, e in in_conversation.emit]
-    assert [t for t, _ in upstream] == ["outbound", "alerts"]
+def test_a_yes_to_q1_without_red_flag_words_is_escalated_by_the_conversation():
+    file = opened(enrolled(), due())
+    assert domain.red_flags_at_any_time(file, "yes", "SM11", NOW) == []
+    outcome = domain.on_reply(file, "yes", "SM11", parse_reply("yes", "q1_red_flags"), NOW)
+    assert outbound(outcome) == ["safety_reply"] and [a.severity for a in alerts(outcome)] == ["urgent"]
+
+
+def test_a_message_without_red_flag_words_escalates_nothing_at_once():
+    assert domain.red_flags_at_any_time(enrolled(), "never had any choking or blurry eyes", "SM12", NOW) == []
 
 
 def test_a_clinic_may_set_its_own_response_threshold():

@@ -23,5 +23,5 @@ def add_status_webhook(rt: Runtime) -> None:
         tags = {k: request.query[k] for k in TAGS if k in request.query}
         event = receipt_event(form, tags)
         if event is not None:
-            await rt.publish(rt.topics.deliveries, event.patient_id or event.clinic_id or "", event, wait=True)
+            await rt.emit(event.patient_id or event.clinic_id or "", event, wait=True)
         return web.Response(status=204)

@@ -63,7 +63,7 @@ def bearer_refusal(request: web.Request, token: str | None) -> Refused | None:
 def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
     token = rt.settings.api_token
 
-    async def ingest(request: web.Request, adapter: TypeAdapter, topic: str, default_type: str) -> web.Response:
+    async def ingest(request: web.Request, adapter: TypeAdapter, default_type: str) -> web.Response:
         refused = bearer_refusal(request, token)
         if refused:
             return _problem(refused.status, refused.reason)
@@ -84,13 +84,13 @@ def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
             return _problem(422, "invalid event", _plain_fields(validation_reasons(exc), body["type"]))
         if event.clinic_id not in clinics:
             return _problem(422, "invalid event", [{"field": "clinic_id", "error": f"unknown clinic {event.clinic_id!r}"}])
-        await rt.publish(topic, event.patient_id, event, wait=True)
+        await rt.emit(event.patient_id, event, wait=True)
         return web.json_response({"status": "accepted", "event_id": event.event_id}, status=202)
 
     @rt.routes.post("/v1/patients")
     async def patients(request: web.Request) -> web.Response:
-        return await ingest(request, PatientEvent, rt.topics.patients, "patient.enrolled")
+        return await ingest(request, PatientEvent, "patient.enrolled")
 
     @rt.routes.post("/v1/treatments")
     async def treatments(request: web.Request) -> web.Response:
-        return await ingest(request, TreatmentEvent, rt.topics.treatments, "treatment.recorded")
+        return await ingest(request, TreatmentEvent, "treatment.recorded")

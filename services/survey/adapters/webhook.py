@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from shared.events import InboundSms
+from shared.survey_events import InboundSms
 from shared.limits import MAX_PHONE
 from shared.phones import e164_or_none
 from shared.streaming import Runtime
@@ -43,5 +43,5 @@ def add_sms_webhook(rt: Runtime) -> None:
             message_sid=form["MessageSid"], from_phone=sender, to_phone=form["To"], body=form["Body"],
             received_at=datetime.now(timezone.utc),
         )
-        await rt.publish(rt.topics.inbound, sender, message, wait=True)
+        await rt.emit(sender, message, wait=True)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")

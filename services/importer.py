@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import phonenumbers
 from pydantic import ValidationError
 
 from shared.clinics import Directory
 from shared.codec import encode, validation_reasons
 from shared.events import Event, PatientEnrolled, TreatmentRecorded, deterministic_id
-from shared.phones import e164_or_none
+from shared.phones import e164_or_none, region_of
 from shared.topics import Topics
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -134,10 +133,7 @@ def read_rows(path: Path, kind: str, encoding: str | None = None) -> list[dict[s
 def clinic_region(clinic_phone: str) -> str | None:
     """The country of a clinic (``US``), from its phone number: national numbers in its
     export are read as that country's."""
-    try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(clinic_phone, None))
-    except phonenumbers.NumberParseException:
-        return None
+    return region_of(clinic_phone)
 
 
 def to_e164(phone: str, region: str | None) -> str:

@@ -1,0 +1,130 @@
+"""The Deliverer performs the delivery rules with the in-process fake senders: no broker,
+no network. What it publishes is recorded by type, as the topics table would route it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from services.notifier import domain
+from services.notifier.adapters.fake import FakeEmailSender, FakeSmsSender
+from services.notifier.adapters.ports import CredentialsRejected, RecipientOptedOut, RecipientUnreachable, RetryLater
+from services.notifier.contacts import Contacts
+from services.notifier.deliverer import Deliverer
+from services.notifier.delivery import HALT_SECONDS
+from services.notifier.receipts import UNDELIVERED_LIMIT
+from services.notifier.throttle import PriorityGate
+from shared.clock import ManualClock
+from shared.events import ClinicianAlert, ConsentChanged, Event, MessageDelivered, MessageFailed, MessageSent
+from shared.notifier_events import RetryScheduled
+
+T0 = datetime(2026, 5, 19, 17, tzinfo=timezone.utc)
+ANA = domain.Contact(patient_id="p-ana", clinic_id="rocklin", first_name="Ana", phone="+19165550123", sms_consent=True)
+CONTEXT = {"first_name": "Ana", "clinic_name": "Rocklin Headache Clinic", "clinic_phone": "+19165550100",
+           "first_message": False, "emergency_number": "911", "days_since": 70}
+
+
+@dataclass
+class RecordingRuntime:
+    """The part of :class:`shared.streaming.Runtime` the Deliverer uses."""
+
+    emitted: list[tuple[str, Event]] = field(default_factory=list)
+
+    async def emit(self, key: str, event: Event, *, wait: bool = False) -> None:
+        self.emitted.append((key, event))
+
+    def of(self, cls: type) -> list:
+        return [e for _, e in self.emitted if isinstance(e, cls)]
+
+
+@dataclass
+class Setup:
+    rt: RecordingRuntime
+    sms: FakeSmsSender
+    contacts: Contacts
+    wall: ManualClock
+    deliverer: Deliverer
+
+
+@pytest.fixture
+def setup() -> Setup:
+    rt, sms, wall = RecordingRuntime(), FakeSmsSender(), ManualClock(T0)
+    contacts = Contacts({})
+    contacts.save(ANA)
+    gate = PriorityGate(1000.0, 1000.0)
+    deliverer = Deliverer(rt, {}, contacts, gate, sms, FakeEmailSender(), ManualClock(T0), wall)  # type: ignore[arg-type]
+    return Setup(rt, sms, contacts, wall, deliverer)
+
+
+def reminder(n: int = 1) -> domain.Outgoing:
+    return domain.Outgoing(message_key=f"due-{n}:booking_reminder", channel="sms", to=ANA.phone or "",
+                           kind="booking_reminder", patient_id="p-ana", clinic_id="rocklin", context=CONTEXT)
+
+
+async def test_a_provider_asking_to_retry_later_keeps_the_message_and_it_goes_out_on_the_retry(setup: Setup):
+    setup.sms.answer_next(RetryLater("503 from provider", "503"))
+    await setup.deliverer.deliver(reminder())
+    [retry] = setup.rt.of(RetryScheduled)
+    assert retry.attempt == 1 and retry.not_before > T0 and retry.outgoing == reminder().model_dump(mode="json")
+    assert setup.rt.of(MessageFailed) == [] and setup.sms.sent == []
+    await setup.deliverer.deliver(domain.Outgoing.model_validate(retry.outgoing), retry.attempt)
+    assert [s.key for s in setup.sms.sent] == [reminder().message_key]
+    assert [m.message_key for m in setup.rt.of(MessageSent)] == [reminder().message_key]
+
+
+async def test_refused_credentials_halt_sms_and_every_message_waits_for_the_end_of_the_halt(setup: Setup):
+    setup.sms.answer_next(CredentialsRejected("bad credentials", "auth"))
+    await setup.deliverer.deliver(reminder(1))
+    await setup.deliverer.deliver(reminder(2))  # during the halt: not even tried
+    retries = setup.rt.of(RetryScheduled)
+    assert [r.outgoing["message_key"] for r in retries] == [reminder(1).message_key, reminder(2).message_key]
+    assert all(r.not_before >= T0 + timedelta(seconds=HALT_SECONDS) for r in retries)
+    assert setup.sms.sent == [] and setup.rt.of(MessageFailed) == []
+    setup.wall.advance(timedelta(seconds=HALT_SECONDS + 1))
+    for retry in retries:
+        await setup.deliverer.deliver(domain.Outgoing.model_validate(retry.outgoing), retry.attempt)
+    assert len(setup.sms.sent) == 2
+
+
+async def test_a_recipient_who_opted_out_at_the_provider_is_opted_out_of_sms_at_once(setup: Setup):
+    setup.sms.answer_next(RecipientOptedOut("unsubscribed recipient", "opted-out"))
+    await setup.deliverer.deliver(reminder())
+    [consent] = setup.rt.of(ConsentChanged)
+    assert (consent.patient_id, consent.channel, consent.granted) == ("p-ana", "sms", False)
+    assert setup.contacts.get("p-ana").sms_opted_out
+    assert [f.message_key for f in setup.rt.of(MessageFailed)] == [reminder().message_key]
+
+
+async def test_an_unreachable_phone_fails_the_message_and_alerts_the_clinic_once(setup: Setup):
+    setup.sms.answer_next(RecipientUnreachable("not a mobile number", "landline"))
+    await setup.deliverer.deliver(reminder())
+    await setup.deliverer.deliver(reminder())  # a redelivery: the ledger knows it failed
+    [alert] = setup.rt.of(ClinicianAlert)
+    assert (alert.patient_id, alert.severity, alert.reasons) == ("p-ana", "routine", ["unreachable"])
+    assert len(setup.rt.of(MessageFailed)) == 1
+
+
+def undelivered(n: int) -> MessageFailed:
+    return MessageFailed(message_key=f"due-{n}:booking_reminder", patient_id="p-ana", clinic_id="rocklin", channel="sms",
+                         kind="booking_reminder", provider_id=f"SM{n}", error="undelivered", error_code="carrier")
+
+
+async def test_undelivered_receipts_in_a_row_alert_the_clinic_once_when_the_streak_reaches_the_limit(setup: Setup):
+    for n in range(UNDELIVERED_LIMIT - 1):
+        await setup.deliverer.receipt(undelivered(n))
+    assert setup.rt.of(ClinicianAlert) == []
+    for n in range(UNDELIVERED_LIMIT - 1, UNDELIVERED_LIMIT + 2):
+        await setup.deliverer.receipt(undelivered(n))
+    [alert] = setup.rt.of(ClinicianAlert)
+    assert alert.reasons == ["unreachable"] and alert.evidence["undelivered"] == UNDELIVERED_LIMIT
+
+
+async def test_a_delivered_receipt_ends_the_streak(setup: Setup):
+    for n in range(UNDELIVERED_LIMIT - 1):
+        await setup.deliverer.receipt(undelivered(n))
+    await setup.deliverer.receipt(MessageDelivered(message_key="ok", patient_id="p-ana", clinic_id="rocklin", channel="sms",
+                                                   kind="booking_reminder", provider_id="SM-ok"))
+    await setup.deliverer.receipt(undelivered(99))
+    assert setup.rt.of(ClinicianAlert) == []
