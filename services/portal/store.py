@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import bindparam, case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.events import AlertAcknowledged, AlertEscalated, AlertResolved, Event
+from shared.events import AlertAcknowledged, AlertEscalated, AlertResolved, Event, utcnow
 from services.portal import schema as s
 from services.portal.db import upsert
 from services.portal.fhir.ids import fhir_id
@@ -110,7 +110,7 @@ async def _write_messages(conn: AsyncConnection, messages: list[dict]) -> None:
 
 async def queue_fhir(conn: AsyncConnection, outbox: list[dict]) -> None:
     """Add what the push sink has not been given yet (by key: a replayed event adds nothing)."""
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     await _insert_missing(conn, s.fhir_outbox, [o | {"state": "pending", "attempts": 0, "next_attempt_at": now} for o in outbox],
                           "outbox_key")
 

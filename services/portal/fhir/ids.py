@@ -22,3 +22,12 @@ def adverse_event_keys(checkin_id: str, red_flags: bool | None, effects: Iterabl
     """One AdverseEvent for the red flags (when reported), then one per common effect."""
     keys = [f"{checkin_id}-red-flags"] if red_flags else []
     return keys + [f"{checkin_id}-effect-{e['code']}" for e in effects]
+
+
+_DERIVED = re.compile(r"^(.+)-(headache-days|medication-days|red-flags|effect-\d+)$")
+
+
+def source_candidates(resource_id: str) -> list[str]:
+    """The check-in, alert or message ids a resource id may come from (a read by id)."""
+    derived = _DERIVED.match(resource_id)
+    return [resource_id, derived[1]] if derived else [resource_id]

@@ -105,7 +105,7 @@ def questionnaire_url(questionnaire_id: str) -> str:
 def questionnaires() -> list[Questionnaire]:
     """The side-effect and headache-frequency check-ins."""
     return [
-        Questionnaire(id=qid, url=questionnaire_url(qid), name=qid.replace("-", "_"), title=spec["title"],
+        Questionnaire(id=qid, url=questionnaire_url(qid), name="".join(part.capitalize() for part in qid.split("-")), title=spec["title"],
                       description=spec["description"], status="active", subjectType=["Patient"],
                       item=[_item(i) for i in spec["items"]])
         for qid, spec in _questionnaire_data()["questionnaires"].items()
