@@ -111,8 +111,10 @@ async def _write_messages(conn: AsyncConnection, messages: list[dict]) -> None:
 async def queue_fhir(conn: AsyncConnection, outbox: list[dict]) -> None:
     """Add what the push sink has not been given yet (by key: a replayed event adds nothing)."""
     now = utcnow()
-    await _insert_missing(conn, s.fhir_outbox, [o | {"state": "pending", "attempts": 0, "next_attempt_at": now} for o in outbox],
-                          "outbox_key")
+    ordered = {o["outbox_key"]: o | {"state": "pending", "attempts": 0, "next_attempt_at": now} for o in outbox}
+    if ordered:  # in the order the results came: the push order
+        await conn.execute(upsert(conn, s.fhir_outbox).on_conflict_do_nothing(index_elements=["outbox_key"]),
+                           list(ordered.values()))
 
 
 def _unique(items: list[dict], key: str) -> list[dict]:
