@@ -62,7 +62,7 @@ def _bounded(column: Any, bounds: list[Bound]) -> list[Any]:
     return clauses
 
 
-def _query(source: Source, search: Search) -> Any:
+def source_query(source: Source, search: Search) -> Any:
     query = select(source.table).where(*source.where, *_bounded(source.date, search.date),
                                        *_bounded(source.last_updated, search.last_updated))
     if search.patient is not None:
@@ -84,9 +84,13 @@ class FhirStore:
         return Page(found, None)
 
     async def every(self, resource_type: str, search: Search, batch: int = 500) -> AsyncIterator[Resource]:
-        """Every match, read ``batch`` rows at a time (the bulk export)."""
+        """Every match, read ``batch`` rows at a time."""
         async for _position, resource in self._walk(resource_type, search, batch):
             yield resource
+
+    def walk(self, resource_type: str, search: Search, batch: int = 500) -> AsyncIterator[tuple[Cursor, Resource]]:
+        """Every match with its position (the bulk export's progress)."""
+        return self._walk(resource_type, search, batch)
 
     async def by_source(self, resource_type: str, source_id: str) -> list[Resource]:
         """The resources one check-in or alert gives (the push sink)."""
@@ -106,7 +110,7 @@ class FhirStore:
         source, build = SOURCES[resource_type], BUILDERS[resource_type]
         cursor = search.cursor
         while True:
-            query = _query(source, search)
+            query = source_query(source, search)
             if cursor is not None:
                 query = query.where(or_(source.date > cursor.at, and_(source.date == cursor.at, source.key >= cursor.key)))
             async with self.engine.connect() as conn:
