@@ -269,3 +269,10 @@ async def test_the_questionnaires_and_the_capability_statement_are_served(client
     assert (await client.get("/fhir/R4/Questionnaire/headache-frequency", headers=AUTH)).status == 200
     capability = construct_fhir_element("CapabilityStatement", await (await client.get("/fhir/R4/metadata")).text())
     assert {r.type for r in capability.rest[0].resource} >= {"Flag", "Observation", "Questionnaire"}
+
+
+def test_a_fhir_read_sent_to_another_worker_is_pointed_at_the_portal() -> None:
+    from shared.endpoints import not_found_hint, run_urls
+
+    hint = not_found_hint("scheduler", "GET", "/fhir/R4/Flag", run_urls(6066))
+    assert hint["hint"] == "GET /fhir/R4/ is served by the portal at http://localhost:6069, not by the scheduler"
