@@ -8,19 +8,17 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.portal import schema as s
-from services.portal.db import make_engine, migrate
 from services.portal.fhir.sink import HttpFhirSink, Pusher, classify, outbox_states, push_request, retry_failed
 from services.portal.fhir.resources import questionnaire_response
 from services.portal.store import Projection
 from tests.support.fake_fhir import FakeFhirServer
 from tests.support.fhir_story import full_cycle
+from tests.support.portal_db import engine  # noqa: F401  (the fixture)
 from tests.support.portal_events import alert, enrolled, resolved, side_effects_checkin
 
 pytestmark = pytest.mark.integration
@@ -32,14 +30,6 @@ class Now:
 
     def __call__(self) -> datetime:
         return self.moment
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'portal.db'}")
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

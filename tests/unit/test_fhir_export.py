@@ -11,15 +11,15 @@ from click.testing import CliRunner
 from fhir.resources.R4B import get_fhir_model_class
 
 from services.cli import main
-from services.portal.db import make_engine, migrate
 from services.portal.store import Projection
 from tests.support.fhir_story import full_cycle
+from tests.support.portal_db import migrated_sqlite
 
 
 def read_model(data_dir: Path) -> None:
     async def build() -> None:
-        engine = make_engine(f"sqlite+aiosqlite:///{data_dir / 'portal' / 'portal.db'}")
-        await migrate(engine)
+        (data_dir / "portal").mkdir(parents=True)
+        engine = await migrated_sqlite(data_dir / "portal" / "portal.db")
         await Projection(engine).apply(full_cycle("p1") + full_cycle("p2"))
         await engine.dispose()
 

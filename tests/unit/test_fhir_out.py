@@ -16,13 +16,13 @@ from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
-from services.portal.db import make_engine, migrate
 from services.portal.fhir.api import FhirApi
 from services.portal.fhir.resources import BUILDERS, questionnaires
 from services.portal.fhir.search import Bound, Cursor, Search, SearchError, next_link, parse_bound, parse_search
 from services.portal.fhir.store import FhirStore
 from services.portal.store import Projection
 from tests.support.fhir_story import full_cycle
+from tests.support.portal_db import migrated_sqlite
 from tests.support.portal_events import T0, enrolled, headache_checkin
 
 TOKEN = "fhir-test-token"
@@ -31,8 +31,7 @@ UTC = timezone.utc
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'portal.db'}")
-    await migrate(engine)
+    engine = await migrated_sqlite(tmp_path / "portal.db")
     await Projection(engine).apply(full_cycle("p1") + full_cycle("p2"))
     yield engine
     await engine.dispose()
@@ -114,8 +113,7 @@ async def test_an_alert_is_a_flag_inactive_once_resolved_and_a_non_response_revi
 async def test_an_acknowledged_alert_stays_an_active_flag(tmp_path: Path) -> None:
     from tests.support.portal_events import acked, alert
 
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'ack.db'}")
-    await migrate(engine)
+    engine = await migrated_sqlite(tmp_path / "ack.db")
     await Projection(engine).apply([enrolled(), alert(), acked()])
     [flag] = await every(engine, "Flag")
     assert flag.status == "active"
