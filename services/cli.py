@@ -140,9 +140,10 @@ from services.dlq_cli import dlq  # noqa: E402 - `cyclecare dlq list|replay`
 main.add_command(dlq)
 
 
-from services.portal.cli import audit, portal, users  # noqa: E402  (the portal's commands)
+from services.portal.cli import audit, export, portal, users  # noqa: E402  (the portal's commands)
 
 main.add_command(portal)
+main.add_command(export)  # `cyclecare export fhir`
 main.add_command(users)
 main.add_command(audit)
 

@@ -67,6 +67,8 @@ class Settings(BaseModel):
     service_urls: str | None = Field(None, alias="CYCLECARE_SERVICE_URLS")  # JSON {service: base URL}, for 404 hints
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CYCLECARE_LOG_LEVEL")
     portal_url: str = Field("http://localhost:6069", alias="CYCLECARE_PORTAL_URL")  # links the portal prints; https: Secure cookies
+    fhir_sink_url: str | None = Field(None, alias="CYCLECARE_FHIR_SINK_URL")  # the EHR's FHIR base: the portal pushes results there
+    fhir_sink_token: str | None = Field(None, alias="CYCLECARE_FHIR_SINK_TOKEN")  # its bearer token
 
     @model_validator(mode="before")
     @classmethod

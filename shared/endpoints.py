@@ -44,6 +44,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/fhir/R4", "scheduler", "FHIR R4 in: a batch or transaction Bundle (bearer token)"),
     Endpoint("GET", "/login", "portal", "clinician portal: sign in, then the inbox at /"),
     Endpoint("GET", "/patients", "portal", "clinician portal: patient search and pages"),
+    Endpoint("GET", "/fhir/R4/", "portal", "FHIR R4 read API: check-ins, side effects, alerts (bearer token)"),
 )
 
 
@@ -58,7 +59,9 @@ def run_urls(base_port: int, host: str = "localhost") -> dict[str, str]:
 
 def not_found_hint(service: str, method: str, path: str, urls: dict[str, str] | None = None) -> dict[str, object]:
     """The body of a 404: which service serves this path (and where, when known)."""
-    owner = next((e for e in ENDPOINTS if e.matches(path)), None)
+    # one path prefix may be served by two services by method (FHIR: GET on the portal, POST on the scheduler)
+    owner = next((e for e in ENDPOINTS if e.matches(path) and e.method == method), None) or \
+        next((e for e in ENDPOINTS if e.matches(path)), None)
     body: dict[str, object] = {"error": "not found", "service": service, "path": path}
     if owner is None:
         served = [str(e) for e in endpoints_of(service)] + list(COMMON)

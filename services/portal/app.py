@@ -26,6 +26,9 @@ from shared.topics import Topics
 from services.portal.auth import Accounts
 from services.portal.consumer import SERVICE, ProjectionConsumer, group_id
 from services.portal.db import database_url, make_engine, migrate
+from services.portal.fhir.api import FhirApi
+from services.portal.fhir.sink import HttpFhirSink, Pusher
+from services.portal.fhir.store import FhirStore
 from services.portal.store import Projection, ReadModel, get_meta
 from services.portal.web import Portal, make_app
 
@@ -56,7 +59,8 @@ async def serve(settings: Settings, clinics: Directory, clock: Clock, stop: asyn
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
     await producer.start()
     generation = await get_meta(engine, "generation", "1")
-    consumer = ProjectionConsumer(settings.bootstrap_servers, topics, group_id(topics, generation), Projection(engine),
+    projection = Projection(engine, fhir_outbox=bool(settings.fhir_sink_url))
+    consumer = ProjectionConsumer(settings.bootstrap_servers, topics, group_id(topics, generation), projection,
                                   producer, settings.fetch_max_wait_ms, Stalls(stuck_after=settings.stuck_after_seconds))
     await consumer.start()
 
@@ -65,21 +69,26 @@ async def serve(settings: Settings, clinics: Directory, clock: Clock, stop: asyn
 
     portal = Portal(ReadModel(engine), Accounts(engine), publish, clinics, clock,
                     secure_cookies=settings.portal_url.startswith("https://"))
-    runner = web.AppRunner(make_app(portal, health_routes(consumer)), access_log=None)
+    fhir = FhirApi(FhirStore(engine), settings.api_token)
+    runner = web.AppRunner(make_app(portal, health_routes(consumer) + fhir.routes()), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.http_host, settings.http_port).start()
     log.info("portal: HTTP on %s:%s, projecting as consumer group generation %s", settings.http_host, settings.http_port, generation)
     projecting = asyncio.create_task(consumer.run())
     stopping = asyncio.create_task(stop.wait())
+    sink = HttpFhirSink(settings.fhir_sink_url, settings.fhir_sink_token) if settings.fhir_sink_url else None
+    pushing = asyncio.create_task(Pusher(engine, sink).run(stop)) if sink else None
     try:
         await asyncio.wait({projecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if projecting.done():
             projecting.result()  # re-raise what stopped the projection
     finally:
-        for task in (projecting, stopping):
+        for task in (projecting, stopping, *([pushing] if pushing else [])):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if sink:
+            await sink.close()
         await runner.cleanup()
         await consumer.stop()
         await producer.stop()

@@ -161,3 +161,72 @@ async def demo_user(settings: Settings, clinics: list[str]) -> tuple[str, str]:
     await accounts.set_password(await accounts.add_user(DEMO_EMAIL, clinics, "demo"), DEMO_PASSWORD)
     await engine.dispose()
     return DEMO_EMAIL, DEMO_PASSWORD
+
+
+@click.group("export")
+def export() -> None:
+    """Export results for other systems."""
+
+
+@export.command("fhir")
+@click.option("--since", default=None, metavar="DATE",
+              help="Only resources changed from this date or moment on (FHIR date, e.g. 2026-03-01 or 2026-03-01T09:00:00Z).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory for the NDJSON files (created if missing).")
+def export_fhir(since: str | None, out: Path) -> None:
+    """Write one NDJSON file per FHIR resource type from the portal's read model, as the
+    FHIR Bulk Data export does (Flag.ndjson, Observation.ndjson, …)."""
+    from services.portal.fhir.search import Bound, Search, SearchError, parse_bound
+
+    try:
+        search = Search(last_updated=[Bound(start=parse_bound(since, "--since").start)] if since else [])
+    except SearchError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--since: "), param_hint="--since") from None
+    written = asyncio.run(_export_fhir(load_settings(), search, out))
+    for resource_type, count in written.items():
+        click.echo(f"{out / (resource_type + '.ndjson')}: {count}")
+
+
+async def _export_fhir(settings: Settings, search: object, out: Path) -> dict[str, int]:
+    from services.portal.db import database_url, make_engine, migrate
+    from services.portal.fhir.export import export_ndjson, source_rows
+
+    engine = make_engine(database_url(settings))
+    await migrate(engine)
+    try:
+        total = await source_rows(engine, search)  # type: ignore[arg-type]
+        with click.progressbar(length=total, label="exporting FHIR resources", file=sys.stderr) as bar:
+            return await export_ndjson(engine, search, out, bar.update)  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+
+
+@portal.command("fhir-outbox")
+@click.option("--retry-failed", is_flag=True, help="Queue the resources the EHR refused again (after fixing the cause).")
+def fhir_outbox(retry_failed: bool) -> None:
+    """How many FHIR resources the push sink has pushed, has pending and had refused (4xx);
+    each refused one with the EHR's OperationOutcome issue codes."""
+    asyncio.run(_fhir_outbox(load_settings(), retry_failed))
+
+
+async def _fhir_outbox(settings: Settings, retry: bool) -> None:
+    from sqlalchemy import select
+
+    from services.portal import schema as s
+    from services.portal.db import database_url, make_engine, migrate
+    from services.portal.fhir.sink import issue_codes, outbox_states, retry_failed
+    from shared.events import utcnow
+
+    engine = make_engine(database_url(settings))
+    await migrate(engine)
+    try:
+        async with engine.connect() as conn:
+            failed = list(await conn.execute(select(s.fhir_outbox).where(s.fhir_outbox.c.state == "failed").order_by(s.fhir_outbox.c.id)))
+        for row in failed:
+            click.echo(f"failed  {row.resource_type}/{row.resource_id} ({row.change}): {issue_codes(row.error or '')}")
+        if retry:
+            click.echo(f"queued again: {await retry_failed(engine, utcnow())}")
+        states = await outbox_states(engine)
+        click.echo(", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "nothing queued")
+    finally:
+        await engine.dispose()

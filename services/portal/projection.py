@@ -19,6 +19,7 @@ from shared.events import (
     MessageSent, MessageSuppressed, PatientDischarged, PatientEnrolled, PatientSnapshot, ReminderDue,
     TimerSkipped, TreatmentRecorded,
 )
+from services.portal.fhir.ids import adverse_event_keys, fhir_id
 
 SEVERITY_RANK = {"urgent": 0, "high": 1, "routine": 2, "review": 3}
 KIND_LABEL = {"side_effects": "side effects", "headache_frequency": "headache days"}
@@ -41,6 +42,8 @@ class Rows:
     alerts: list[dict] = field(default_factory=list)
     actions: list[dict] = field(default_factory=list)
     timeline: list[dict] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)  # to and from patients, the latest status wins
+    outbox: list[dict] = field(default_factory=list)  # FHIR resources for the push sink (insert if missing)
 
     def extend(self, other: "Rows") -> None:
         for name in self.__dataclass_fields__:
@@ -151,8 +154,12 @@ def _checkin(event: CheckinCompleted, rows: Rows) -> None:
         "kind": event.kind, "treatment_id": event.treatment_id, "cycle": event.cycle,
         "headache_days": answers.get("headache_days"), "medication_days": answers.get("medication_days"),
         "red_flags": answers.get("red_flags"), "effects": json.dumps(answers.get("effects") or []),
-        "completed_at": event.occurred_at,
+        "completed_at": event.occurred_at, "red_flag_reasons": json.dumps(answers.get("red_flag_reasons") or []),
+        "raw_replies": json.dumps(event.raw_replies),
     })
+    rows.messages += [_message(event, f"{event.checkin_id}-r{n}", "in", "sms", "reply", "received", event.occurred_at, body=reply)
+                      for n, reply in enumerate(event.raw_replies, start=1)]
+    rows.outbox += outbox_for_checkin(event)
     replies = " / ".join(f"“{r}”" for r in event.raw_replies)
     title = f"Check-in answered: {KIND_LABEL.get(event.kind, event.kind)}: {answers_text(event)}"
     rows.timeline.append(_line(event, event.occurred_at, title, replies or None, key=f"checkin:{event.checkin_id}"))
@@ -165,6 +172,7 @@ def _alert(event: ClinicianAlert, rows: Rows) -> None:
         "reasons": json.dumps(event.reasons), "summary": event.summary,
         "evidence": json.dumps(event.evidence, default=str), "raised_at": event.raised_at, "status": "open", "paged": "[]",
     })
+    rows.outbox.append(outbox_row("Flag", event.alert_id, fhir_id(event.alert_id), "create"))
     reply = event.evidence.get("reply") or event.evidence.get("reply_text") or event.evidence.get("text")
     rows.timeline.append(_line(event, event.raised_at, f"{event.severity.upper()} alert: {event.summary}",
                                str(reply) if reply else None, key=f"alert:{event.alert_id}"))
@@ -189,8 +197,31 @@ def _delivery(event: Delivery, rows: Rows) -> None:
     reason = event.error if isinstance(event, MessageFailed) else event.reason if isinstance(event, MessageSuppressed) else None
     if event.kind != "alert":  # a clinician's copy of an alert says nothing about reaching the patient
         rows.deliveries.append({"patient_id": event.patient_id, "status": status, "reason": reason, "at": event.occurred_at})
+        rows.messages.append(_message(event, event.message_key, "out", event.channel, event.kind, status, event.occurred_at, reason=reason))
     what = "clinician alert" if event.kind == "alert" else event.kind.replace("_", " ")
     rows.timeline.append(_line(event, event.occurred_at, f"{event.channel.upper()} {status}: {what}", reason))
+
+
+def _message(event: Event, message_id: str, direction: str, channel: str, kind: str, status: str, at: datetime,
+             *, reason: str | None = None, body: str | None = None) -> dict:
+    return {"message_id": message_id, "patient_id": event.patient_id, "clinic_id": event.clinic_id,  # type: ignore[attr-defined]
+            "direction": direction, "channel": channel, "kind": kind, "status": status, "reason": (reason or None) and reason[:300],
+            "body": body, "at": at, "updated_at": at}
+
+
+def outbox_row(resource_type: str, source_id: str, resource_id: str, change: str) -> dict:
+    """A FHIR resource the push sink is to send; its key makes a replayed event add nothing."""
+    return {"outbox_key": f"{resource_type}/{resource_id}/{change}", "resource_type": resource_type,
+            "source_id": source_id, "resource_id": resource_id, "change": change}
+
+
+def outbox_for_checkin(event: CheckinCompleted) -> list[dict]:
+    """The QuestionnaireResponse, and for side effects an AdverseEvent for each one reported."""
+    found = [outbox_row("QuestionnaireResponse", event.checkin_id, fhir_id(event.checkin_id), "create")]
+    if event.kind == "side_effects":
+        keys = adverse_event_keys(event.checkin_id, event.answers.get("red_flags"), event.answers.get("effects") or [])
+        found += [outbox_row("AdverseEvent", event.checkin_id, fhir_id(key), "create") for key in keys]
+    return found
 
 
 _PROJECTORS: dict[type, Callable[[Any, Rows], None]] = {

@@ -81,7 +81,11 @@ checkins = Table(
     Column("red_flags", Boolean),
     Column("effects", Text, nullable=False, default="[]"),  # JSON list of {code, reason, severity}
     Column("completed_at", UtcDateTime(), nullable=False),
+    Column("red_flag_reasons", Text),  # JSON list of codes (FHIR AdverseEvent); null before migration 0004
+    Column("raw_replies", Text),  # JSON list of the patient's texts (FHIR Communication); null before 0004
 )
+# FHIR searches walk check-ins in (completed_at, checkin_id) order: keyset paging
+Index("ix_checkins_completed", checkins.c.completed_at, checkins.c.checkin_id)
 
 alerts = Table(
     "alerts", metadata,
@@ -133,9 +137,44 @@ timeline = Table(
 Index("ix_timeline_patient", timeline.c.patient_id, timeline.c.at)
 Index("ix_timeline_clinic_kind", timeline.c.clinic_id, timeline.c.kind)
 
-PROJECTION = (projected_events, patients, treatments, checkins, alerts, alert_actions, timeline)
+Index("ix_alerts_raised", alerts.c.raised_at, alerts.c.alert_id)  # FHIR searches: keyset paging
+
+messages = Table(
+    "messages", metadata,  # each message to or from a patient (FHIR Communication)
+    Column("message_id", String(160), primary_key=True),  # the notifier's message_key, or "<checkin_id>-r<n>" for a reply
+    Column("patient_id", String(128), nullable=False, index=True),
+    Column("clinic_id", String(64), nullable=False),
+    Column("direction", String(8), nullable=False),  # out (to the patient), in (a reply)
+    Column("channel", String(16), nullable=False),
+    Column("kind", String(40), nullable=False),  # the template (checkin_q1, booking_reminder, …) or "reply"
+    Column("status", String(20), nullable=False),  # sent, delivered, failed, suppressed, received
+    Column("reason", String(300)),  # why it failed or was suppressed
+    Column("body", Text),  # a reply's text; the notifier does not publish what it sent
+    Column("at", UtcDateTime(), nullable=False),  # first seen: sent or received
+    Column("updated_at", UtcDateTime(), nullable=False),  # the latest status
+)
+Index("ix_messages_at", messages.c.at, messages.c.message_id)
+
+PROJECTION = (projected_events, patients, treatments, checkins, alerts, alert_actions, timeline, messages)
 
 # --- the portal's own state (kept by a rebuild) -----------------------------------------
+
+fhir_outbox = Table(
+    "fhir_outbox", metadata,  # what the FHIR push sink still has to send (CYCLECARE_FHIR_SINK_URL)
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the order rows were added in
+    # "<Type>/<source id>/<change>": a replayed event (a rebuild) adds nothing already here
+    Column("outbox_key", String(300), nullable=False, unique=True),
+    Column("resource_type", String(40), nullable=False),
+    Column("source_id", String(160), nullable=False),  # the check-in or alert the resource is built from
+    Column("resource_id", String(64), nullable=False),  # the FHIR id of the resource to push
+    Column("change", String(16), nullable=False),  # create, or update (a Flag's new status)
+    Column("state", String(12), nullable=False, default="pending"),  # pending, pushed, failed (a 4xx)
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("pushed_at", UtcDateTime()),
+    Column("error", Text),  # the server's OperationOutcome (JSON) or the last transient failure
+)
+Index("ix_fhir_outbox_due", fhir_outbox.c.state, fhir_outbox.c.next_attempt_at, fhir_outbox.c.id)
 
 meta = Table(
     "portal_meta", metadata,

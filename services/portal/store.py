@@ -13,10 +13,11 @@ from pydantic import TypeAdapter
 from sqlalchemy import bindparam, case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.events import AlertAcknowledged, AlertEscalated, AlertResolved, Event
+from shared.events import AlertAcknowledged, AlertEscalated, AlertResolved, Event, utcnow
 from services.portal import schema as s
 from services.portal.db import upsert
-from services.portal.projection import Rows, lifecycle, rows_for
+from services.portal.fhir.ids import fhir_id
+from services.portal.projection import Rows, lifecycle, outbox_row, rows_for
 
 _ACTION = TypeAdapter(AlertAcknowledged | AlertResolved | AlertEscalated)
 _CHUNK = 400
@@ -31,8 +32,9 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 class Projection:
     """Writes events into the read model, each event once (idempotent by ``event_id``)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, fhir_outbox: bool = False) -> None:
         self.engine = engine
+        self.fhir_outbox = fhir_outbox  # queue FHIR resources for the push sink (CYCLECARE_FHIR_SINK_URL set)
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Project ``events`` in one transaction; return how many were new."""
@@ -41,7 +43,7 @@ class Projection:
             rows = Rows()
             for event in fresh:
                 rows.extend(rows_for(event))
-            await write(conn, rows)
+            await write(conn, rows, fhir_outbox=self.fhir_outbox)
         return len(fresh)
 
     async def _unseen(self, conn: AsyncConnection, events: Sequence[Event]) -> list[Event]:
@@ -58,7 +60,7 @@ class Projection:
         return fresh
 
 
-async def write(conn: AsyncConnection, rows: Rows) -> None:
+async def write(conn: AsyncConnection, rows: Rows, *, fhir_outbox: bool = False) -> None:
     """One statement per kind of write (executemany), in an order that respects causes."""
     if rows.seen:
         await conn.execute(s.projected_events.insert(), rows.seen)
@@ -88,7 +90,30 @@ async def write(conn: AsyncConnection, rows: Rows) -> None:
     await _insert_missing(conn, s.alerts, rows.alerts, "alert_id")
     await _insert_missing(conn, s.alert_actions, rows.actions, "event_id")
     await _insert_missing(conn, s.timeline, rows.timeline, "event_id")
-    await _recompute_lifecycles(conn, rows)
+    await _write_messages(conn, rows.messages)
+    resolved = await _recompute_lifecycles(conn, rows)
+    if fhir_outbox:
+        changed = [outbox_row("Flag", alert_id, fhir_id(alert_id), "resolved") for alert_id in resolved]
+        await queue_fhir(conn, rows.outbox + changed)
+
+
+async def _write_messages(conn: AsyncConnection, messages: list[dict]) -> None:
+    """A message's latest status wins; when it was first sent or received stays."""
+    for chunk in _chunks(_unique(sorted(messages, key=lambda m: m["updated_at"], reverse=True), "message_id")):
+        stmt = upsert(conn, s.messages)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["message_id"], set_={k: stmt.excluded[k] for k in ("status", "reason", "updated_at")},
+            where=s.messages.c.updated_at <= stmt.excluded.updated_at,
+        ), list(chunk))
+
+
+async def queue_fhir(conn: AsyncConnection, outbox: list[dict]) -> None:
+    """Add what the push sink has not been given yet (by key: a replayed event adds nothing)."""
+    now = utcnow()
+    ordered = {o["outbox_key"]: o | {"state": "pending", "attempts": 0, "next_attempt_at": now} for o in outbox}
+    if ordered:  # in the order the results came: the push order
+        await conn.execute(upsert(conn, s.fhir_outbox).on_conflict_do_nothing(index_elements=["outbox_key"]),
+                           list(ordered.values()))
 
 
 def _unique(items: list[dict], key: str) -> list[dict]:
@@ -100,8 +125,9 @@ async def _insert_missing(conn: AsyncConnection, table: Any, rows: list[dict], k
         await conn.execute(upsert(conn, table).on_conflict_do_nothing(index_elements=[key]), _unique(rows, key))
 
 
-async def _recompute_lifecycles(conn: AsyncConnection, rows: Rows) -> None:
-    """An alert with actions gets its state from all of them (an action may come before its alert)."""
+async def _recompute_lifecycles(conn: AsyncConnection, rows: Rows) -> list[str]:
+    """An alert with actions gets its state from all of them (an action may come before its
+    alert); returns the alerts now resolved."""
     touched = sorted(rows.touched_alerts)
     if not rows.actions:  # new alerts without any action in this batch: look for earlier ones only
         touched = sorted({a["alert_id"] for a in rows.alerts})
@@ -115,6 +141,7 @@ async def _recompute_lifecycles(conn: AsyncConnection, rows: Rows) -> None:
         columns = [k.removeprefix("b_") for k in states[0] if k != "b_alert"]
         await conn.execute(update(s.alerts).where(s.alerts.c.alert_id == bindparam("b_alert"))
                            .values({c: bindparam(f"b_{c}") for c in columns}), states)
+    return [state["b_alert"] for state in states if state["b_status"] == "resolved"] if actions else []
 
 
 async def empty_projection(engine: AsyncEngine) -> None:

@@ -38,7 +38,8 @@ OUTCOMES = {
     "no_action_needed": "No action needed",
     "other": "Other",
 }
-PUBLIC_PATHS = ("/login", "/set-password", "/static/", "/healthz", "/readyz", "/metrics")
+# /fhir/R4/ checks its own bearer token (services.portal.fhir.api): no clinician session there
+PUBLIC_PATHS = ("/login", "/set-password", "/static/", "/healthz", "/readyz", "/metrics", "/fhir/R4/")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 
