@@ -402,3 +402,29 @@ AnyEvent = Annotated[  # type: ignore[misc]  # the union above, with the alert l
     Field(discriminator="type"),
 ]
 ANY_EVENT = TypeAdapter(AnyEvent)
+
+
+# --- survey-internal: the alerts a clinician's phone can take by SMS ("ACK 48") ---------
+
+
+class AlertNoted(Event):
+    """Survey-internal: an urgent or high alert, re-keyed by the phone of each clinician of its
+    clinic, with what the clinician's confirmation names (the patient's initial) and who the
+    alert itself went to (``alerted``: clinician ids)."""
+
+    type: Literal["survey.alert_noted"] = "survey.alert_noted"
+    alert_id: str = Field(min_length=1, max_length=MAX_ID)
+    patient_id: Id
+    clinic_id: Id
+    severity: Severity
+    summary: Text = ""
+    raised_at: AwareDatetime
+    initial: Annotated[str, Field(max_length=MAX_NAME)]
+    alerted: list[Id] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+
+
+AnyEvent = Annotated[  # type: ignore[misc]  # the union above, with the survey's alert view added
+    Union[(*get_args(get_args(AnyEvent)[0]), AlertNoted)],  # type: ignore[valid-type]
+    Field(discriminator="type"),
+]
+ANY_EVENT = TypeAdapter(AnyEvent)

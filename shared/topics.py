@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 PUBLIC = ("patients", "treatments", "due", "consent", "checkins", "alerts", "deliveries", "dlq", "alert-actions")
 # Internal topics: part of no contract, free to change.
-INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry", "survey-phones", "survey-replies")
+INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry", "survey-phones", "survey-replies",
+            "survey-clinician-alerts")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ class Topics:
     @property
     def survey_replies(self) -> str:
         return self.name("survey-replies")
+
+    @property
+    def survey_clinician_alerts(self) -> str:
+        """Urgent and high alerts and their actions, re-keyed by the phone of each clinician of the clinic."""
+        return self.name("survey-clinician-alerts")
 
     def all(self) -> list[str]:
         return [self.name(t) for t in PUBLIC + INTERNAL]

@@ -28,6 +28,7 @@ from shared.events import (
 from shared.limits import SMS_PARSE_CHARS
 from shared.streaming import Runtime
 from services.survey import domain
+from services.survey.ack_desk import AckDesk
 from services.survey.adapters.webhook import add_sms_webhook
 from services.survey.parsing import detect_red_flags, parse_reply
 
@@ -40,6 +41,7 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     topics = rt.topics
     phones = rt.table("phones")
     files = rt.table("files")
+    desk = AckDesk(rt, clinics, clock, files, rt.table("clinician_alerts"))
 
     def load(patient_id: str) -> domain.PatientFile:
         stored = files.get(patient_id)
@@ -104,6 +106,9 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         await forward(entry, event)
 
     async def forward(entry: dict, event: InboundSms) -> None:
+        if people := clinics.clinicians_with_phone(event.from_phone):  # a clinician's number is never a patient's
+            await desk.on_clinician_sms(event, people)
+            return
         if "patient_id" not in entry:
             log.info("SMS from a number no clinic knows (%s chars); asked for the neutral reply", len(event.body))
             await rt.publish(topics.outbound, event.from_phone, OutboundRequested(
@@ -134,6 +139,9 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
         topics.survey_replies: on_reply,
         topics.survey_phones: on_phone,
         topics.inbound: on_inbound,
+        topics.alerts: desk.on_alert,
+        topics.alert_actions: desk.on_action,
+        topics.survey_clinician_alerts: desk.on_view,
     }.items():
         rt.agent(topic, handler, name=f"survey_{handler.__name__}")
     add_sms_webhook(rt)
