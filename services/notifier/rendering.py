@@ -485,7 +485,7 @@ _PAGE_ES: dict[str, Any] = {
     "summary": "Dificultad nueva para tragar (control del día 7)",
     "paged": ["Dra. Ruiz", "Dr. Gómez"],
 }
-ACK_OUTCOMES = ("taken", "already_taken", "already_resolved", "which", "none_open", "how_to")
+ACK_OUTCOMES = ("taken", "taken_first", "already_taken", "already_resolved", "which", "none_open", "how_to")
 _ACK_REPLY: dict[str, Any] = {
     "outcome": "taken",
     "code": "48",

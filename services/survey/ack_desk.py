@@ -58,11 +58,15 @@ class AckDesk:
     # --- keyed by phone ---------------------------------------------------------------------
 
     async def on_view(self, phone: str, event: Event) -> None:
-        view = self.views.get(phone) or {}
+        view, now = self.views.get(phone) or {}, self.clock.now()
         if isinstance(event, AlertNoted):
-            self.views[phone] = acks.note_alert(view, event, self.clock.now())
+            self.views[phone] = acks.note_alert(view, event, now)
         elif isinstance(event, (AlertAcknowledged, AlertResolved, AlertEscalated)):
-            self.views[phone] = acks.note_action(view, event, self.clock.now())
+            self.views[phone] = after = acks.note_action(view, event, now)
+            people = self.clinics.clinicians_with_phone(phone)
+            if isinstance(event, AlertAcknowledged) and (notice := acks.overtaken(view, after, event.alert_id, people, now)):
+                await self.rt.publish(self.rt.topics.outbound, phone,
+                                      acks.reply_request(event.event_id, phone, event.clinic_id, notice))
 
     async def on_clinician_sms(self, event: InboundSms, people: list[tuple[Clinic, Clinician]]) -> None:
         """A reply from a clinician's phone: never a patient's answer, opt-out or alert."""

@@ -222,6 +222,25 @@ def _reply(outcome: str, *, code: str | None = None, choices: list[dict[str, Any
     return {"outcome": outcome, "code": code, "choices": choices or [], "by": by, "since_minutes": since_minutes}
 
 
+def overtaken(before: View, after: View, alert_id: str, people: list[tuple[Clinic, Clinician]],
+              now: datetime) -> dict[str, Any] | None:
+    """The notice for a clinician told "Taken" whose acknowledgement turned out later than a
+    colleague's (two replies crossing): the earliest one counts, so they hear who has it."""
+    was, now_seen = seen_in(before).get(alert_id), seen_in(after).get(alert_id)
+    if was is None or now_seen is None:
+        return None
+    mine = {clinic.id: (clinic, person) for clinic, person in people}
+    if now_seen.state.clinic_id not in mine:
+        return None
+    clinic, person = mine[now_seen.state.clinic_id]
+    state = now_seen.state
+    if was.state.acknowledged_by != person.id or state.acknowledged_by in (None, person.id):
+        return None
+    since = _minutes(now - state.acknowledged_at) if state.acknowledged_at else 0
+    return _reply("taken_first", choices=[_choice(now_seen, now, ack_code(alert_id))],
+                  by=_name(clinic, state.acknowledged_by), since_minutes=since)
+
+
 def initial_of(first_name: str, patient_id: str) -> str:
     """How a confirmation names the patient: the first letter of the first name ("A."),
     or the patient's reference when the survey has no name for them."""
@@ -230,8 +249,9 @@ def initial_of(first_name: str, patient_id: str) -> str:
 
 
 def reply_request(sid: str, phone: str, clinic_id: str, reply: dict[str, Any]) -> OutboundRequested:
-    """The reply SMS, sent by the notifier to this phone only (no patient involved)."""
-    key = deterministic_id(sid, "ack_reply")
+    """The reply SMS (to reply ``sid``, or another cause), sent by the notifier to this phone
+    only (no patient involved)."""
+    key = deterministic_id(sid, phone, "ack_reply")
     return OutboundRequested(event_id=key, message_key=key, patient_id=None, clinic_id=clinic_id, to_phone=phone,
                              kind="ack_reply", language="en", urgent=True, context=reply)
 

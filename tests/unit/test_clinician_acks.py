@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.survey.acks import AckCommand, answer, note_action, note_alert, parse_ack, seen_in
+from services.survey.acks import AckCommand, answer, note_action, note_alert, overtaken, parse_ack, seen_in
 from shared.ack_codes import ack_code, distinguishing
 from shared.clinics import load_clinics
 from shared.events import AlertAcknowledged, AlertEscalated, AlertNoted, AlertResolved
@@ -169,3 +169,15 @@ def test_the_acknowledgement_is_the_same_event_when_the_same_sms_is_answered_twi
     one = answer(view, parse_ack("ACK"), [(ROCKLIN, LEE)], NOW, sid="SM1")
     two = answer(view, parse_ack("ACK"), [(ROCKLIN, LEE)], NOW + timedelta(seconds=5), sid="SM1")
     assert one.acknowledged.event_id == two.acknowledged.event_id
+
+
+def test_a_clinician_told_taken_hears_when_a_colleagues_earlier_ack_crossed_theirs():
+    mine = reply(view_of(noted("a1")), f"ACK {ack_code('a1')}", people=[(ROCKLIN, PATEL)])
+    assert mine.reply["outcome"] == "taken"
+    earlier = AlertAcknowledged(alert_id="a1", patient_id="p-a1", clinic_id="rocklin", by="lee", via="sms",
+                                acknowledged_at=NOW - timedelta(seconds=30))
+    after = note_action(mine.view, earlier, NOW)
+    notice = overtaken(mine.view, after, "a1", [(ROCKLIN, PATEL)], NOW)
+    assert notice is not None and (notice["outcome"], notice["by"]) == ("taken_first", "Dr. Lee")
+    assert overtaken(after, note_action(after, mine.acknowledged, NOW), "a1", [(ROCKLIN, PATEL)], NOW) is None
+    assert overtaken(mine.view, after, "a1", [(ROCKLIN, LEE)], NOW) is None  # Dr. Lee was never told otherwise
