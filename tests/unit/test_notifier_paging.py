@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from services.notifier.alert_book import AlertBook
 from services.notifier.domain import Contact, Outgoing, Suppressed, on_alert
 from services.notifier.paging import already_paged, known_from, pages, recipients, with_action
 from services.notifier.rendering import find_forbidden_words, render
@@ -94,3 +96,15 @@ def test_every_urgent_alert_sms_to_a_clinician_ends_with_its_ack_code_and_routin
     assert f"ACK {ack_code('a-2')}" in render("alert", "email", "en", email.context).text
     routine = {**sms.context, "ack_code": None, "severity": "routine"}
     assert "ACK" not in render("alert", "sms", "en", routine).text
+
+
+async def test_an_escalation_that_overtakes_its_alert_waits_for_it_and_the_book_keeps_the_lifecycle():
+    book = AlertBook({}, wait_seconds=60)
+    waiting = asyncio.create_task(book.soon("p-ana", "a-1"))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    book.save(KNOWN)
+    assert await asyncio.wait_for(waiting, 5) == KNOWN
+    before, after = book.apply(step())
+    assert before == KNOWN and after.state.paged == ("lee", "patel", "okafor") and book.get("p-ana", "a-1") == after
+    assert book.apply(step().model_copy(update={"alert_id": "a-unknown"})) == (None, None)
