@@ -28,14 +28,18 @@ class AlertBook:
         return paging.recall(self._table.get(patient_id), alert_id)
 
     def save(self, known: KnownAlert) -> None:
+        """Store ``known``, with any action that arrived before it applied."""
         patient_id = known.alert.patient_id
-        self._table[patient_id] = paging.remember(self._table.get(patient_id) or {}, known)
+        book = self._table.get(patient_id) or {}
+        self._table[patient_id] = paging.remember(book, paging.with_held(book, known))
         self._waits.written(f"{patient_id}|{known.alert_id}")
 
     def apply(self, action: AlertAction) -> tuple[KnownAlert | None, KnownAlert | None]:
-        """The alert before and after ``action`` (both None for an alert never seen)."""
+        """The alert before and after ``action``; both None for an alert not seen yet, for
+        which the action is held until it arrives."""
         before = self.get(action.patient_id, action.alert_id)
         if before is None:
+            self._table[action.patient_id] = paging.hold(self._table.get(action.patient_id) or {}, action)
             return None, None
         after = paging.with_action(before, action)
         if after != before:

@@ -21,12 +21,13 @@ from pydantic import BaseModel, ConfigDict
 from shared.ack_codes import ack_code
 from shared.alert_state import AlertAction, AlertState
 from shared.clinics import Clinic
-from shared.events import AlertEscalated, ClinicianAlert, deterministic_id
+from shared.events import ANY_EVENT, AlertEscalated, ClinicianAlert, deterministic_id
 from services.notifier.domain import Contact, Decision, Outgoing, Suppressed
 
 log = logging.getLogger(__name__)
 ESCALATION_PHONE_FROM_LEVEL = 3  # DESIGN.md: the clinic's escalation_phone is paged from level 3
 ALERTS_KEPT_PER_PATIENT = 20  # the newest; older ones are no longer paged (unknown alerts still are)
+PENDING = "~pending"  # the book's entry for actions that arrived before their alert
 UNKNOWN_SUMMARY = "(not received yet: see the clinic's alert list)"
 
 
@@ -57,14 +58,31 @@ def with_action(known: KnownAlert, action: AlertAction) -> KnownAlert:
 
 def remember(book: dict[str, Any], known: KnownAlert) -> dict[str, Any]:
     """A patient's book (alert id -> stored alert) with ``known`` in it, the newest kept."""
-    entries = {k: v for k, v in book.items() if k != known.alert_id}
+    entries = {k: v for k, v in book.items() if k not in (known.alert_id, PENDING)}
     entries[known.alert_id] = known.model_dump(mode="json")
-    return dict(list(entries.items())[-ALERTS_KEPT_PER_PATIENT:])
+    kept = dict(list(entries.items())[-ALERTS_KEPT_PER_PATIENT:])
+    pending = {k: v for k, v in book.get(PENDING, {}).items() if k != known.alert_id}
+    return kept | ({PENDING: pending} if pending else {})
 
 
 def recall(book: dict[str, Any] | None, alert_id: str) -> KnownAlert | None:
-    stored = (book or {}).get(alert_id)
+    stored = (book or {}).get(alert_id) if alert_id != PENDING else None
     return KnownAlert.model_validate(stored) if stored else None
+
+
+def hold(book: dict[str, Any], action: AlertAction) -> dict[str, Any]:
+    """The book with an action whose alert has not arrived yet kept for it (the two topics
+    are read by different agents: after a restart the actions can run ahead)."""
+    pending = dict(book.get(PENDING, {}))
+    pending[action.alert_id] = [*pending.get(action.alert_id, []), action.model_dump(mode="json")][-10:]
+    return book | {PENDING: dict(list(pending.items())[-ALERTS_KEPT_PER_PATIENT:])}
+
+
+def with_held(book: dict[str, Any], known: KnownAlert) -> KnownAlert:
+    """``known`` with the actions held for it applied."""
+    for stored in book.get(PENDING, {}).get(known.alert_id, []):
+        known = with_action(known, ANY_EVENT.validate_python(stored))
+    return known
 
 
 def already_paged(known: KnownAlert, clinic: Clinic) -> list[str]:

@@ -108,3 +108,14 @@ async def test_an_escalation_that_overtakes_its_alert_waits_for_it_and_the_book_
     before, after = book.apply(step())
     assert before == KNOWN and after.state.paged == ("lee", "patel", "okafor") and book.get("p-ana", "a-1") == after
     assert book.apply(step().model_copy(update={"alert_id": "a-unknown"})) == (None, None)
+
+
+def test_an_acknowledgement_that_overtakes_its_alert_is_held_and_applied_when_the_alert_arrives():
+    book = AlertBook({}, wait_seconds=0.01)
+    taken = AlertAcknowledged(alert_id="a-1", patient_id="p-ana", clinic_id="rocklin", by="patel", via="sms",
+                              acknowledged_at=T0 + timedelta(minutes=3))
+    assert book.apply(taken) == (None, None) and book.get("p-ana", "a-1") is None
+    book.save(KNOWN)
+    stored = book.get("p-ana", "a-1")
+    assert stored.state.acknowledged_by == "patel" and stored.state.status == "acknowledged"
+    assert book.apply(taken) == (stored, stored)  # redelivered: nothing changes
