@@ -19,13 +19,17 @@ def alert(alert_id: str, severity: str, summary: str, reason: str = "unparsed_re
                           reasons=[reason], summary=summary, raised_at=RAISED)
 
 
-async def test_routine_review_and_unanswered_checkins_reach_each_clinician_in_one_digest_at_the_digest_hour(
-    start_worker, publisher, topics, smtp
-):
+async def notifier_knowing_ana(start_worker, publisher, topics) -> None:  # noqa: ANN001
     await start_worker("notifier", **CLOCK)
     await publisher.send(topics.patients, "p-ana", PatientEnrolled(
         patient_id="p-ana", clinic_id="rocklin", first_name="Ana", phone="+19165550123",
         timezone="America/Los_Angeles", sms_consent=True))
+
+
+async def test_routine_review_and_unanswered_checkins_reach_each_clinician_in_one_digest_at_the_digest_hour(
+    start_worker, publisher, topics, smtp
+):
+    await notifier_knowing_ana(start_worker, publisher, topics)
     await publisher.send(topics.alerts, "p-ana", alert("a-1", "routine", "Reply could not be read twice"))
     await publisher.send(topics.alerts, "p-ana", alert("a-1", "routine", "Reply could not be read twice"))  # redelivered
     await publisher.send(topics.alerts, "p-ana", alert("a-2", "review", "Headache days down 12% after 2 cycles"))
@@ -48,10 +52,7 @@ async def test_routine_review_and_unanswered_checkins_reach_each_clinician_in_on
 async def test_the_digest_says_who_took_each_urgent_alert_after_how_long_and_which_are_still_open(
     start_worker, publisher, topics, smtp
 ):
-    await start_worker("notifier", **CLOCK)
-    await publisher.send(topics.patients, "p-ana", PatientEnrolled(
-        patient_id="p-ana", clinic_id="rocklin", first_name="Ana", phone="+19165550123",
-        timezone="America/Los_Angeles", sms_consent=True))
+    await notifier_knowing_ana(start_worker, publisher, topics)
     await publisher.send(topics.alerts, "p-ana", alert("u-1", "urgent", "Patient reports a red-flag symptom", "dysphagia"))
     await publisher.send(topics.alerts, "p-ana", alert("u-2", "urgent", "Patient reports another red-flag symptom", "vision"))
     await publisher.send(topics.alert_actions, "p-ana", AlertAcknowledged(
