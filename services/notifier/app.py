@@ -135,7 +135,7 @@ async def on_alert_action(d: Deps, key: str, event: Event) -> None:
         clinic = d.clinics.require(event.clinic_id)
         known = await d.alerts.soon(event.patient_id, event.alert_id)
         d.alerts.apply(event)  # before the first await below: the paged list moves on at once
-        await d.deliverer.execute(paging.pages(event, known, clinic))
+        await d.deliverer.execute(paging.pages(event, known, clinic, d.contacts.get(event.patient_id)))
     elif isinstance(event, (AlertAcknowledged, AlertResolved)):
         clinic = d.clinics.require(event.clinic_id)
         _, after = d.alerts.apply(event)

@@ -91,14 +91,17 @@ def already_paged(known: KnownAlert, clinic: Clinic) -> list[str]:
     return [person.name for cid in ids if (person := clinic.clinician(cid))]
 
 
-def page_context(event: AlertEscalated, known: KnownAlert | None, clinic: Clinic) -> dict[str, Any]:
+def page_context(event: AlertEscalated, known: KnownAlert | None, clinic: Clinic,
+                 contact: Contact | None = None) -> dict[str, Any]:
+    """What a page says; the patient's name as the notifier knows it now (the alert may
+    have come before the enrolment)."""
     alert = known.alert if known else None
     raised_at = alert.raised_at if alert else event.escalated_at
     return {
         "clinic_name": clinic.name,
         "severity": alert.severity if alert else "urgent",
         "patient_ref": event.patient_id,
-        "first_name": known.first_name if known else "(unknown)",
+        "first_name": contact.first_name if contact else known.first_name if known else "(unknown)",
         "summary": alert.summary if alert else UNKNOWN_SUMMARY,
         "age_minutes": minutes_between(raised_at, event.escalated_at),
         "level": event.level,
@@ -133,10 +136,10 @@ def page_key(event: AlertEscalated, channel: str, to: str) -> str:
     return deterministic_id("page", event.alert_id, event.level, event.repeat, channel, to)
 
 
-def pages(event: AlertEscalated, known: KnownAlert | None, clinic: Clinic) -> list[Decision]:
+def pages(event: AlertEscalated, known: KnownAlert | None, clinic: Clinic, contact: Contact | None = None) -> list[Decision]:
     """The pages of one escalation step; none (recorded as suppressed) once somebody has
     taken or closed the alert: an acknowledgement that crossed the step on the wire."""
-    context = page_context(event, known, clinic)
+    context = page_context(event, known, clinic, contact)
     closed = known is not None and known.state.status != "open"
     decisions: list[Decision] = []
     for channel, to in recipients(event, clinic):

@@ -35,6 +35,8 @@ async def test_an_escalation_pages_every_named_clinician_once_by_sms_and_email_a
     await publisher.send(topics.patients, "p-ana", PatientEnrolled(
         patient_id="p-ana", clinic_id="rocklin", first_name="Ana", phone=PATIENT_PHONE,
         timezone="America/Los_Angeles", sms_consent=True))
+    contacts = await watch(f"{topics.namespace}-notifier-contacts-changelog")
+    await eventually(lambda: contacts.records, what="the notifier to know the patient")
     await publisher.send(topics.alerts, "p-ana", ClinicianAlert(
         alert_id="a-night", patient_id="p-ana", clinic_id="rocklin", severity="urgent", reasons=["dysphagia"],
         summary="Patient reports a red-flag symptom after treatment: Trouble swallowing.", raised_at=NIGHT))

@@ -119,3 +119,9 @@ def test_an_acknowledgement_that_overtakes_its_alert_is_held_and_applied_when_th
     stored = book.get("p-ana", "a-1")
     assert stored.state.acknowledged_by == "patel" and stored.state.status == "acknowledged"
     assert book.apply(taken) == (stored, stored)  # redelivered: nothing changes
+
+
+def test_a_page_names_the_patient_as_the_notifier_knows_them_now_even_if_the_alert_came_first():
+    unnamed = known_from(ALERT, None, ROCKLIN)
+    [sms, *_] = pages(step(), unnamed, ROCKLIN, ANA)
+    assert sms.context["first_name"] == "Ana" and pages(step(), unnamed, ROCKLIN)[0].context["first_name"] == "(unknown)"
