@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.envelope import AwareDatetime, Event, Id, SmsBody
-from shared.limits import MAX_PHONE
+from shared.envelope import AwareDatetime, Event, Id, Severity, SmsBody, Text
+from shared.limits import MAX_ID, MAX_LIST_ITEMS, MAX_NAME, MAX_PHONE
 
 
 class InboundSms(Event):
@@ -33,4 +33,20 @@ class ReplyReceived(Event):
     received_at: AwareDatetime
 
 
-EVENTS: tuple[type[Event], ...] = (InboundSms, ReplyReceived)
+class AlertNoted(Event):
+    """An urgent or high alert, re-keyed by the phone of each clinician of its clinic (topic
+    ``survey-clinician-alerts``), with what the clinician's confirmation names (the patient's
+    initial) and who the alert itself went to (``alerted``: clinician ids)."""
+
+    type: Literal["survey.alert_noted"] = "survey.alert_noted"
+    alert_id: str = Field(min_length=1, max_length=MAX_ID)
+    patient_id: Id
+    clinic_id: Id
+    severity: Severity
+    summary: Text = ""
+    raised_at: AwareDatetime
+    initial: Annotated[str, Field(max_length=MAX_NAME)]
+    alerted: list[Id] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+
+
+EVENTS: tuple[type[Event], ...] = (InboundSms, ReplyReceived, AlertNoted)

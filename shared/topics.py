@@ -11,7 +11,8 @@ from typing import Protocol
 
 PUBLIC = ("patients", "treatments", "due", "consent", "checkins", "alerts", "deliveries", "dlq", "alert-actions")
 # Internal topics: part of no contract, free to change.
-INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry", "survey-phones", "survey-replies")
+INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry", "survey-phones", "survey-replies",
+            "survey-clinician-alerts")
 
 # Route by event type: the one table of which topic each event is published to. Domain
 # outcomes name events; :meth:`Topics.of` finds their topic (a re-keying, such as the
@@ -28,6 +29,7 @@ TOPIC_OF: dict[str, str] = {
     "sms.received": "inbound",
     "outbound.requested": "outbound",
     "survey.reply": "survey-replies",
+    "survey.alert_noted": "survey-clinician-alerts",
     "scheduler.fire": "scheduler-commands",
     **dict.fromkeys(("notifier.retry", "notifier.digest_item", "notifier.digest_due"), "notifier-retry"),
 }
@@ -108,6 +110,11 @@ class Topics:
     @property
     def survey_replies(self) -> str:
         return self.name("survey-replies")
+
+    @property
+    def survey_clinician_alerts(self) -> str:
+        """Urgent and high alerts and their actions, re-keyed by the phone of each clinician of the clinic."""
+        return self.name("survey-clinician-alerts")
 
     def all(self) -> list[str]:
         return [self.name(t) for t in PUBLIC + INTERNAL]

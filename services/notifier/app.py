@@ -35,6 +35,9 @@ from shared.clinics import Clinic, Directory
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.events import (
+    AlertAcknowledged,
+    AlertEscalated,
+    AlertResolved,
     ClinicianAlert,
     ConsentChanged,
     Event,
@@ -47,7 +50,8 @@ from shared.events import (
 )
 from shared.notifier_events import DigestDue, DigestItemAdded, OutboundRequested, RetryScheduled
 from shared.streaming import Runtime
-from services.notifier import digest, domain
+from services.notifier import digest, domain, paging
+from services.notifier.alert_book import AlertBook
 from services.notifier.adapters.ports import EmailSender, SmsSender
 from services.notifier.adapters.status_webhook import add_status_webhook
 from services.notifier.contacts import Contacts
@@ -75,6 +79,7 @@ class Deps:
     digests: MutableMapping[str, Any]
     clock: Clock
     wall: Clock
+    alerts: AlertBook
     digests_asked: set[tuple[str, date]] = field(default_factory=set)
 
 
@@ -104,15 +109,33 @@ async def on_alert(d: Deps, key: str, event: Event) -> None:
     if isinstance(event, ClinicianAlert):
         metrics.ALERTS.labels(event.severity).inc()
         clinic, patient = d.clinics.require(event.clinic_id), d.contacts.get(event.patient_id)
+        if d.alerts.get(event.patient_id, event.alert_id) is None:  # a redelivered alert keeps its lifecycle
+            d.alerts.save(paging.known_from(event, patient, clinic))
         await d.deliverer.execute(domain.on_alert(event, patient, clinic))
-        if (line := digest.line_for_alert(event, patient, clinic)) is not None:
-            await d.rt.emit(line.clinic_id, line)
+        known = d.alerts.get(event.patient_id, event.alert_id)
+        for line in (digest.line_for_alert(event, patient, clinic), known and digest.line_for_lifecycle(known, event, clinic)):
+            if line is not None:
+                await d.rt.emit(line.clinic_id, line)
 
 
 async def on_outbound(d: Deps, key: str, event: Event) -> None:
     if isinstance(event, OutboundRequested):
         clinic = d.clinics.require(event.clinic_id) if event.patient_id else None
         await d.deliverer.execute(domain.on_outbound(event, await d.contacts.soon(event.patient_id), clinic))
+
+
+async def on_alert_action(d: Deps, key: str, event: Event) -> None:
+    """Escalation steps become pages; every action updates the alert the pages and the digest read."""
+    if isinstance(event, AlertEscalated):
+        clinic = d.clinics.require(event.clinic_id)
+        known = await d.alerts.soon(event.patient_id, event.alert_id)
+        d.alerts.apply(event)  # before the first await below: the paged list moves on at once
+        await d.deliverer.execute(paging.pages(event, known, clinic, d.contacts.get(event.patient_id)))
+    elif isinstance(event, (AlertAcknowledged, AlertResolved)):
+        clinic = d.clinics.require(event.clinic_id)
+        _, after = d.alerts.apply(event)
+        if after is not None and (line := digest.line_for_lifecycle(after, event, clinic)):  # the line is idempotent
+            await d.rt.emit(line.clinic_id, line)
 
 
 async def on_internal(d: Deps, key: str, event: Event) -> None:
@@ -136,7 +159,7 @@ async def send_digest(d: Deps, clinic: Clinic, day: date) -> None:
     for out in digest.digest_messages(clinic, day, lines):
         await d.deliverer.deliver(out)
     latest = d.digests.get(clinic.id) or entry  # lines added while the mail went out wait for tomorrow
-    remaining = {k: v for k, v in latest["lines"].items() if k not in lines}
+    remaining = {k: v for k, v in latest["lines"].items() if k not in lines or digest.carried_over(v)}
     d.digests[clinic.id] = {"lines": remaining, "sent_on": day.isoformat()}
 
 
@@ -162,6 +185,7 @@ async def digest_clock(d: Deps) -> None:
 # 0: one at a time, in order). The internal topic holds mostly retries asleep until their moment: cheap.
 HANDLERS: dict[str, tuple[Callable[..., Awaitable[None]], int]] = {
     "patients": (on_patient, 0), "consent": (on_consent, 0), "deliveries": (on_delivery, 0),
+    "alert_actions": (on_alert_action, 1),
     "due": (on_due, 1), "alerts": (on_alert, 1), "outbound": (on_outbound, 1), "notifier_retry": (on_internal, 16),
 }
 
@@ -175,7 +199,7 @@ def build(
     clock, wall = clock or SystemClock(), wall or SystemClock()
     contacts = Contacts(rt.table("contacts"))
     deliverer = Deliverer(rt, rt.table("ledger"), contacts, sms_gate(settings), sms, email, clock, wall, rt.table("undelivered"))
-    deps = Deps(rt, clinics, contacts, deliverer, rt.table("digests"), clock, wall)
+    deps = Deps(rt, clinics, contacts, deliverer, rt.table("digests"), clock, wall, AlertBook(rt.table("alerts")))
     for attribute, (handler, most) in HANDLERS.items():
         topic, name, bound = getattr(rt.topics, attribute), f"notifier_{handler.__name__}", partial(handler, deps)
         if most:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.ack_codes import ack_code, carries_code
 from shared.clinics import Clinic
 from shared.events import CHANNELS, ClinicianAlert, ConsentChanged, Event, PatientSnapshot, ReminderDue, deterministic_id
 from shared.notifier_events import OutboundRequested
@@ -180,6 +181,7 @@ def on_alert(alert: ClinicianAlert, contact: Contact | None, clinic: Clinic) -> 
         "reasons": list(alert.reasons),
         "raised_at": clinic_time(alert.raised_at, clinic),
         "evidence": [f"{k}: {v}" for k, v in alert.evidence.items()],
+        "ack_code": ack_code(alert.alert_id) if carries_code(alert.severity) else None,  # "Reply ACK 48 to take this"
     }
     channels = ["sms", "email"] if alert.severity == "urgent" else ["email"]
     decisions: list[Decision] = []

@@ -207,7 +207,19 @@ def _environment() -> ImmutableSandboxedEnvironment:
     )
     env.filters["phone"] = format_phone
     env.filters["reason_label"] = reason_label  # reasons|map("reason_label", "es"): codes as clinicians say them
+    env.filters["duration"] = duration
     return env
+
+
+def duration(minutes: int) -> str:
+    """A span of whole minutes as staff say it in either language: 17 min, 2 h 5 min, 3 d 4 h."""
+    minutes = max(0, int(minutes))
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {mins} min" if mins else f"{hours} h"
+    return f"{mins} min"
 
 
 def format_phone(number: str) -> str:
@@ -405,6 +417,7 @@ _ALERT_EN: dict[str, Any] = {
     "reasons": ["dysphagia", "dyspnea"],
     "raised_at": "2025-03-14 09:12 PDT",
     "evidence": ["Reply to Q1: \"yes hard to swallow since yesterday\"", "check-in 7f3a2c"],
+    "ack_code": "48",
 }
 _ALERT_ES: dict[str, Any] = {
     **_ALERT_EN,
@@ -420,8 +433,18 @@ _DIGEST_EN: dict[str, Any] = {
     "recipient": "Dr. Lee",
     "date": "2025-03-14",
     "alerts": [
+        {"severity": "urgent", "patient_ref": "MRN-0047731", "first_name": "Rosa",
+         "summary": "Patient reports a red-flag symptom after treatment: Trouble swallowing.",
+         "raised_at": "2025-03-14 02:10 PDT", "status": "resolved", "acknowledged_by": "Dr. Lee", "acknowledged_via": "sms",
+         "ack_minutes": 23, "resolved_by": "Dr. Lee", "outcome": "advised_emergency_care"},
+        {"severity": "urgent", "patient_ref": "MRN-0050012", "first_name": "Tom",
+         "summary": "Patient reports a red-flag symptom after treatment: Blurred or double vision.",
+         "raised_at": "2025-03-14 07:40 PDT", "status": "open", "acknowledged_by": None, "acknowledged_via": None,
+         "ack_minutes": None, "resolved_by": None, "outcome": None},
         {"severity": "high", "patient_ref": "MRN-0042917", "first_name": "Maria",
-         "summary": "Severe drooping eyelid at the day-14 check-in", "raised_at": "2025-03-14 10:02 PDT"},
+         "summary": "Severe drooping eyelid at the day-14 check-in", "raised_at": "2025-03-14 10:02 PDT",
+         "status": "acknowledged", "acknowledged_by": "Dr. Patel", "acknowledged_via": "web", "ack_minutes": 95,
+         "resolved_by": None, "outcome": None},
         {"severity": "routine", "patient_ref": "MRN-0051120", "first_name": "James",
          "summary": "Reply could not be read twice", "raised_at": "2025-03-14 13:40 PDT"},
         {"severity": "review", "patient_ref": "MRN-0039001", "first_name": "Ana",
@@ -434,10 +457,42 @@ _DIGEST_ES: dict[str, Any] = {
     "date": "14/03/2025",
     "alerts": [
         {"severity": "high", "patient_ref": "NHC-118204", "first_name": "Lucía",
-         "summary": "Párpado caído grave en el control del día 14", "raised_at": "14/03/2025 10:02 CET"},
+         "summary": "Párpado caído grave en el control del día 14", "raised_at": "14/03/2025 10:02 CET",
+         "status": "resolved", "acknowledged_by": None, "acknowledged_via": None, "ack_minutes": None,
+         "resolved_by": "Dra. Ruiz", "outcome": "appointment_booked"},
         {"severity": "routine", "patient_ref": "NHC-120377", "first_name": "Javier",
          "summary": "No se pudo leer la respuesta dos veces", "raised_at": "14/03/2025 13:40 CET"},
     ],
+}
+
+_PAGE_EN: dict[str, Any] = {
+    "clinic_name": "Rocklin Headache Clinic",
+    "severity": "urgent",
+    "patient_ref": "MRN-0042917",
+    "first_name": "Maria",
+    "summary": "Patient reports a red-flag symptom after treatment: Trouble swallowing, Shortness of breath.",
+    "age_minutes": 47,
+    "level": 3,
+    "repeat": 1,
+    "paged": ["Dr. Lee", "Dr. Patel", "Dr. Okafor"],
+    "ack_code": "48",
+}
+_PAGE_ES: dict[str, Any] = {
+    **_PAGE_EN,
+    "clinic_name": "Clínica de Cefaleas Sevilla",
+    "patient_ref": "NHC-118204",
+    "first_name": "Lucía",
+    "summary": "Dificultad nueva para tragar (control del día 7)",
+    "paged": ["Dra. Ruiz", "Dr. Gómez"],
+}
+ACK_OUTCOMES = ("taken", "taken_first", "already_taken", "already_resolved", "which", "none_open", "how_to")
+_ACK_REPLY: dict[str, Any] = {
+    "outcome": "taken",
+    "code": "48",
+    "by": "Dr. Patel",
+    "since_minutes": 4,
+    "choices": [{"initial": "M.", "age_minutes": 17, "code": "481"}, {"initial": "J.", "age_minutes": 125, "code": "487"},
+                {"initial": "A.", "age_minutes": 3, "code": "12"}],
 }
 
 KINDS: dict[str, KindSpec] = {
@@ -457,8 +512,17 @@ KINDS: dict[str, KindSpec] = {
     "help": _patient(opt_out_line="always"),
     "unknown_sender": KindSpec(audience="patient", channels=("sms",), names_clinic=False, samples={"en": {}}),
     "alert": KindSpec(
-        audience="clinician", channels=("sms", "email"), names_clinic=False, max_sms_segments=2,
+        # three parts: the Spanish alert and its ACK line need UCS-2 (67 characters a part)
+        audience="clinician", channels=("sms", "email"), names_clinic=False,
         samples={"en": _ALERT_EN, "es": _ALERT_ES}, vary={"severity": SEVERITIES},
+    ),
+    "page": KindSpec(
+        audience="clinician", channels=("sms", "email"), names_clinic=False, extra_sms_segments={"es": 1},
+        samples={"en": _PAGE_EN, "es": _PAGE_ES}, vary={"severity": ("urgent", "high"), "repeat": (0,), "paged": ([],)},
+    ),
+    "ack_reply": KindSpec(
+        audience="clinician", channels=("sms",), names_clinic=False, max_sms_segments=3,
+        samples={"en": _ACK_REPLY}, vary={"outcome": ACK_OUTCOMES, "code": (None,)},
     ),
     "digest": KindSpec(audience="clinician", channels=("email",), names_clinic=False, samples={"en": _DIGEST_EN, "es": _DIGEST_ES}),
 }

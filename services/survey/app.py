@@ -31,6 +31,7 @@ from shared.survey_events import InboundSms, ReplyReceived
 from shared.limits import SMS_PARSE_CHARS
 from shared.streaming import Runtime
 from services.survey import domain
+from services.survey.ack_desk import AckDesk
 from services.survey.adapters.webhook import add_sms_webhook
 from services.survey.parsing import parse_reply
 
@@ -47,6 +48,7 @@ class Deps:
     clock: Clock
     files: MutableMapping[str, Any]  # patient id -> domain.PatientFile
     phones: MutableMapping[str, Any]  # phone -> patient, clinic, language and the MessageSids seen
+    desk: AckDesk  # clinicians taking alerts by SMS ("ACK 48"), keyed by their phone
 
 
 def load(d: Deps, patient_id: str) -> domain.PatientFile:
@@ -121,6 +123,9 @@ async def on_inbound(d: Deps, key: str, event: Event) -> None:
 
 
 async def forward(d: Deps, entry: dict, event: InboundSms) -> None:
+    if people := d.clinics.clinicians_with_phone(event.from_phone):  # a clinician's number is never a patient's
+        await d.desk.on_clinician_sms(event, people)
+        return
     if "patient_id" not in entry:
         log.info("SMS from a number no clinic knows (%s chars); asked for the neutral reply", len(event.body))
         await d.rt.emit(event.from_phone, OutboundRequested(
@@ -143,17 +148,34 @@ async def escalate_at_once(d: Deps, entry: dict, event: InboundSms) -> None:
         await d.rt.emit(file.patient_id, reply_or_alert)
 
 
+# --- clinicians' view of their alerts (keyed by patient, then re-keyed by clinician phone) ---
+
+
+async def on_alert(d: Deps, key: str, event: Event) -> None:
+    await d.desk.on_alert(key, event)
+
+
+async def on_alert_action(d: Deps, key: str, event: Event) -> None:
+    await d.desk.on_action(key, event)
+
+
+async def on_clinician_view(d: Deps, key: str, event: Event) -> None:
+    await d.desk.on_view(key, event)
+
+
 # topic attribute -> handler: what the survey reacts to, on one screen
 HANDLERS: dict[str, Callable[..., Awaitable[None]]] = {
     "patients": on_patient, "due": on_due, "consent": on_consent, "survey_replies": on_reply,
     "survey_phones": on_phone, "inbound": on_inbound,
+    "alerts": on_alert, "alert_actions": on_alert_action, "survey_clinician_alerts": on_clinician_view,
 }
 
 
 def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     """Make the dependencies once, then wire each handler of :data:`HANDLERS` to its topic."""
     rt = Runtime("survey", settings)
-    deps = Deps(rt, clinics, clock, rt.table("files"), rt.table("phones"))
+    files = rt.table("files")
+    deps = Deps(rt, clinics, clock, files, rt.table("phones"), AckDesk(rt, clinics, clock, files, rt.table("clinician_alerts")))
     for attribute, handler in HANDLERS.items():
         rt.agent(getattr(rt.topics, attribute), partial(handler, deps), name=f"survey_{handler.__name__}")
     add_sms_webhook(rt)

@@ -3,9 +3,9 @@ digest email; the scheduler's checkin.expired alone is not news (the check-in ma
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from shared.events import CheckinExpired, ClinicianAlert, PatientEnrolled
+from shared.events import AlertAcknowledged, AlertResolved, CheckinExpired, ClinicianAlert, PatientEnrolled
 from tests.support.kafka import eventually
 
 # Rocklin's digest hour is 08:00 in Los Angeles (15:00 UTC on 2026-03-12); the simulated
@@ -19,13 +19,17 @@ def alert(alert_id: str, severity: str, summary: str, reason: str = "unparsed_re
                           reasons=[reason], summary=summary, raised_at=RAISED)
 
 
-async def test_routine_review_and_unanswered_checkins_reach_each_clinician_in_one_digest_at_the_digest_hour(
-    start_worker, publisher, topics, smtp
-):
+async def notifier_knowing_ana(start_worker, publisher, topics) -> None:  # noqa: ANN001
     await start_worker("notifier", **CLOCK)
     await publisher.send(topics.patients, "p-ana", PatientEnrolled(
         patient_id="p-ana", clinic_id="rocklin", first_name="Ana", phone="+19165550123",
         timezone="America/Los_Angeles", sms_consent=True))
+
+
+async def test_routine_review_and_unanswered_checkins_reach_each_clinician_in_one_digest_at_the_digest_hour(
+    start_worker, publisher, topics, smtp
+):
+    await notifier_knowing_ana(start_worker, publisher, topics)
     await publisher.send(topics.alerts, "p-ana", alert("a-1", "routine", "Reply could not be read twice"))
     await publisher.send(topics.alerts, "p-ana", alert("a-1", "routine", "Reply could not be read twice"))  # redelivered
     await publisher.send(topics.alerts, "p-ana", alert("a-2", "review", "Headache days down 12% after 2 cycles"))
@@ -43,3 +47,23 @@ async def test_routine_review_and_unanswered_checkins_reach_each_clinician_in_on
     assert "Headache days down 12%" in text and "no answer before it expired" in text
     assert "day 2" not in text
     assert len(smtp.to("lee@example.org")) == 1 and smtp.to("ruiz@example.org") == []
+
+
+async def test_the_digest_says_who_took_each_urgent_alert_after_how_long_and_which_are_still_open(
+    start_worker, publisher, topics, smtp
+):
+    await notifier_knowing_ana(start_worker, publisher, topics)
+    await publisher.send(topics.alerts, "p-ana", alert("u-1", "urgent", "Patient reports a red-flag symptom", "dysphagia"))
+    await publisher.send(topics.alerts, "p-ana", alert("u-2", "urgent", "Patient reports another red-flag symptom", "vision"))
+    await publisher.send(topics.alert_actions, "p-ana", AlertAcknowledged(
+        alert_id="u-1", patient_id="p-ana", clinic_id="rocklin", by="lee", via="sms", acknowledged_at=RAISED + timedelta(minutes=23)))
+    await publisher.send(topics.alert_actions, "p-ana", AlertResolved(
+        alert_id="u-1", patient_id="p-ana", clinic_id="rocklin", by="patel", via="web", outcome="advised_emergency_care",
+        resolved_at=RAISED + timedelta(minutes=50)))
+
+    [lee] = await eventually(lambda: [m for m in smtp.to("lee@example.org") if "alerts on" in m["Subject"]], timeout=40,
+                             what="the digest to Dr. Lee")
+    text = lee.get_payload(0).get_payload(decode=True).decode()
+    assert "Urgent (2)" in text
+    assert "Patient reports a red-flag symptom - taken by Dr. Lee after 23 min; resolved by Dr. Patel (advised emergency care)" in text
+    assert "Patient reports another red-flag symptom - OPEN: nobody has taken it" in text

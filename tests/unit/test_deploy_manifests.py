@@ -38,8 +38,9 @@ SERVICES = ("scheduler", "notifier", "survey")
 # What each service's consumer group reads (the Faust agents' topics).
 CONSUMES = {
     "scheduler": {"patients", "treatments", "consent", "scheduler-commands"},
-    "notifier": {"due", "alerts", "outbound", "consent", "notifier-retry", "patients", "deliveries"},
-    "survey": {"inbound", "due", "patients", "consent", "survey-phones", "survey-replies"},
+    "notifier": {"due", "alerts", "outbound", "consent", "notifier-retry", "patients", "deliveries", "alert-actions"},
+    "survey": {"inbound", "due", "patients", "consent", "survey-phones", "survey-replies", "alerts", "alert-actions",
+               "survey-clinician-alerts"},
 }
 # The metrics the code registers (shared/metrics.py), and kafka-exporter's lag.
 KNOWN_METRICS = set(re.findall(r'"(cyclecare_[a-z_]+)"', (ROOT / "shared" / "metrics.py").read_text())) | {

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from services.notifier.digest import digest_messages, due_day, line_for_alert
+from services.notifier.digest import carried_over, digest_messages, due_day, line_for_alert, line_for_lifecycle
+from services.notifier.paging import known_from, with_action
 from services.notifier.domain import Contact
 from services.notifier.rendering import render
 from shared.clinics import load_clinics
-from shared.events import ClinicianAlert
+from shared.events import AlertAcknowledged, AlertResolved, ClinicianAlert
 
 CLINIC = next(iter(load_clinics(None)))
 ANA = Contact(patient_id="p-ana", clinic_id=CLINIC.id, first_name="Ana", phone="+19165550123", sms_consent=True)
@@ -22,10 +23,32 @@ def alert(severity: str, **extra: object) -> ClinicianAlert:
     return ClinicianAlert(**fields)
 
 
-def test_routine_and_review_alerts_go_to_the_digest_and_urgent_ones_do_not():
+def test_routine_and_review_alerts_go_to_the_digest_and_urgent_ones_go_with_their_lifecycle():
     assert line_for_alert(alert("routine"), ANA, CLINIC).item["first_name"] == "Ana"
     assert line_for_alert(alert("review"), ANA, CLINIC) is not None
     assert line_for_alert(alert("urgent"), ANA, CLINIC) is None and line_for_alert(alert("high"), ANA, CLINIC) is None
+    known = known_from(alert("urgent"), ANA, CLINIC)
+    assert line_for_lifecycle(known, alert("urgent"), CLINIC).item["status"] == "open"
+    assert line_for_lifecycle(known_from(alert("routine"), ANA, CLINIC), alert("routine"), CLINIC) is None
+
+
+def test_the_digest_says_who_took_each_urgent_alert_how_long_it_took_and_how_it_was_resolved():
+    raised = alert("urgent")
+    taken = AlertAcknowledged(alert_id=raised.alert_id, patient_id="p-ana", clinic_id=CLINIC.id, by="lee", via="sms",
+                              acknowledged_at=raised.raised_at + timedelta(minutes=23))
+    closed = AlertResolved(alert_id=raised.alert_id, patient_id="p-ana", clinic_id=CLINIC.id, by="patel", via="web",
+                           outcome="advised_emergency_care", resolved_at=raised.raised_at + timedelta(hours=1))
+    known = with_action(known_from(raised, ANA, CLINIC), taken)
+    line = line_for_lifecycle(known, taken, CLINIC)
+    assert (line.item["status"], line.item["acknowledged_by"], line.item["ack_minutes"]) == ("acknowledged", "Dr. Lee", 23)
+    assert carried_over(line.item)
+    done = line_for_lifecycle(with_action(known, closed), closed, CLINIC)
+    assert not carried_over(done.item) and done.item_key == line.item_key and done.event_id != line.event_id
+    open_line = line_for_lifecycle(known_from(alert("urgent", alert_id="a-2"), ANA, CLINIC), raised, CLINIC)
+    [first, *_] = digest_messages(CLINIC, date(2026, 3, 12), {"a": done.item, "b": open_line.item})
+    text = render("digest", "email", "en", first.context).text
+    assert "taken by Dr. Lee after 23 min; resolved by Dr. Patel (advised emergency care)" in text
+    assert "OPEN: nobody has taken it" in text
 
 
 def test_an_unanswered_checkin_reaches_the_digest_through_the_surveys_no_reply_alert():
