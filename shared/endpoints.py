@@ -36,7 +36,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/twilio/status", "notifier", "Twilio status callbacks (signed)"),
     Endpoint("POST", "/v1/patients", "scheduler", "ingest API: patient events (bearer token)"),
     Endpoint("POST", "/v1/treatments", "scheduler", "ingest API: treatment events (bearer token)"),
-    Endpoint("POST", "/v1/alerts/", "scheduler", "alert actions (bearer token)"),
+    Endpoint("POST", "/v1/alerts/", "scheduler",
+             "alert actions: POST /v1/alerts/{alert_id}/ack and /resolve, JSON {by, outcome?, note?} (bearer token)"),
     Endpoint("GET", "/login", "portal", "clinician portal: sign in, then the inbox at /"),
     Endpoint("GET", "/patients", "portal", "clinician portal: patient search and pages"),
 )

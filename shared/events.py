@@ -396,9 +396,17 @@ class AlertEscalated(Event):
     escalated_at: AwareDatetime
 
 
+class AlertDeadline(Event):
+    """Scheduler-internal command: an escalation deadline of one alert has passed (keyed by alert)."""
+
+    type: Literal["scheduler.alert_deadline"] = "scheduler.alert_deadline"
+    alert_id: RequiredId
+    at: AwareDatetime
+
+
 ALERT_ACTIONS = (AlertAcknowledged, AlertResolved, AlertEscalated)
 AnyEvent = Annotated[  # type: ignore[misc]  # the union above, with the alert lifecycle added
-    Union[(*get_args(get_args(AnyEvent)[0]), *ALERT_ACTIONS)],  # type: ignore[valid-type]
+    Union[(*get_args(get_args(AnyEvent)[0]), *ALERT_ACTIONS, AlertDeadline)],  # type: ignore[valid-type]
     Field(discriminator="type"),
 ]
 ANY_EVENT = TypeAdapter(AnyEvent)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 PUBLIC = ("patients", "treatments", "due", "consent", "checkins", "alerts", "deliveries", "dlq", "alert-actions")
 # Internal topics: part of no contract, free to change.
-INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry", "survey-phones", "survey-replies")
+INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry", "survey-phones", "survey-replies",
+            "scheduler-alerts")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class Topics:
     @property
     def scheduler_commands(self) -> str:
         return self.name("scheduler-commands")
+
+    @property
+    def scheduler_alerts(self) -> str:
+        """Alerts and their actions re-keyed by ``alert_id``, and the escalation deadlines."""
+        return self.name("scheduler-alerts")
 
     @property
     def notifier_retry(self) -> str:

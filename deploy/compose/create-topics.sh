@@ -31,4 +31,5 @@ create cyclecare.scheduler-commands --config retention.ms=$((7 * DAY_MS))
 create cyclecare.notifier-retry     --config retention.ms=$((7 * DAY_MS))
 create cyclecare.survey-phones      --config retention.ms=$((7 * DAY_MS))
 create cyclecare.survey-replies     --config retention.ms=$((7 * DAY_MS))
+create cyclecare.scheduler-alerts   --config retention.ms=$((7 * DAY_MS))
 echo "cyclecare topics are in place"

@@ -22,7 +22,9 @@ from shared.events import (
 )
 from shared.streaming import Runtime
 from services.scheduler import domain
+from services.scheduler.adapters.alerts_api import add_alert_routes
 from services.scheduler.adapters.ingest_api import add_ingest_routes
+from services.scheduler.alerts import add_alert_escalation
 from services.scheduler.timerwheel import TimerWheel
 
 log = logging.getLogger(__name__)
@@ -148,4 +150,5 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
             await rt.publish(topics.scheduler_commands, patient_id, TimerFire(patient_id=patient_id, at=now))
 
     add_ingest_routes(rt, clinics)
+    add_alert_routes(rt, clinics, add_alert_escalation(rt, settings, clock, clinics), clock)  # issue 13: escalation
     return rt

@@ -49,15 +49,22 @@ async def read_json(request: web.Request) -> object:
         raise Refused(422, f"body is not JSON: {exc}") from None
 
 
+def unauthorized(request: web.Request, token: str | None) -> web.Response | None:
+    """The refusal of a request without the API's bearer token (503 when none is configured)."""
+    if not token:
+        return _problem(503, "API disabled: CYCLECARE_API_TOKEN is not set")
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return _problem(401, "missing or wrong bearer token")
+    return None
+
+
 def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
     token = rt.settings.api_token
 
     async def ingest(request: web.Request, adapter: TypeAdapter, topic: str, default_type: str) -> web.Response:
-        if not token:
-            return _problem(503, "ingest API disabled: CYCLECARE_API_TOKEN is not set")
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return _problem(401, "missing or wrong bearer token")
+        if (refusal := unauthorized(request, token)) is not None:
+            return refusal
         try:
             body = await read_json(request)
         except Refused as exc:
