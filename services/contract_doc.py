@@ -38,7 +38,7 @@ TYPE_TOPIC = {"checkin.due": "due", "checkin.expired": "due", "checkin.completed
 PREFIX_TOPIC = {"patient": "patients", "treatment": "treatments", "reminder": "due", "cycle": "due", "timer": "due",
                 "consent": "consent", "clinician": "alerts", "message": "deliveries", "alert": "alert-actions"}
 INTERNAL_TYPES = {"outbound.requested", "sms.received", "survey.reply", "notifier.retry", "notifier.digest_item",
-                  "notifier.digest_due", "scheduler.fire"}
+                  "notifier.digest_due", "scheduler.fire", "scheduler.alert_deadline"}
 # what the JSON schema cannot say (the checks are AfterValidators)
 NOTES = {"phone": "E.164, e.g. `+19165550123`", "to_phone": "E.164", "timezone": "IANA name, e.g. `America/Los_Angeles`",
          "event_id": "unique; generated when absent; the same cause gives the same id where the producer can tell",
