@@ -41,6 +41,14 @@ def pages(watcher, topics, alert_id: str) -> list[AlertEscalated]:
     return [e for e in watcher.events(topics.alert_actions) if isinstance(e, AlertEscalated) and e.alert_id == alert_id]
 
 
+async def consumed(url: str, topic: str) -> float:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/metrics") as response:
+            text = await response.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("cyclecare_events_consumed_total{") and f'topic="{topic}"' in line)
+
+
 async def metric(url: str, name: str) -> float | None:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{url}/metrics") as response:
@@ -136,3 +144,37 @@ async def test_a_worker_killed_as_it_pages_is_replaced_and_each_step_pages_once_
     for page in pages(watcher, topics, "a-killed"):
         by_step.setdefault((page.level, page.repeat), set()).add(page.event_id)
     assert by_step[(2, 0)] and all(len(ids) == 1 for ids in by_step.values()), by_step
+
+
+async def test_either_of_two_workers_takes_an_action_on_any_alert(start_worker, publisher, topics, watch):
+    anchor = time.time()
+    clock = SimulatedClock(START, SPEED, anchor)
+    one = await start_worker("scheduler", **clock_env(anchor))
+    two = await start_worker("scheduler", **clock_env(anchor))
+    await one.wait_ready()
+    await two.wait_ready()
+    watcher = await watch(topics.alert_actions)
+    ids = [f"a-{n}" for n in range(8)]  # spread over the partitions, so each worker holds some
+    for n, alert_id in enumerate(ids):
+        await publisher.send(topics.alerts, f"p-{n}", alert(alert_id, clock.now(), severity="routine", patient_id=f"p-{n}"))
+
+    async def post(url: str, alert_id: str, action: str, body: dict) -> int:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/v1/alerts/{alert_id}/{action}", json=body, headers=TOKEN) as response:
+                return response.status
+
+    for alert_id in ids:
+        await eventually_async(lambda: post(one.url, alert_id, "ack", {"by": "lee"}), lambda s: s == 202,
+                               what=f"{alert_id} acknowledged through the first worker")
+        await eventually_async(lambda: post(two.url, alert_id, "resolve", {"by": "patel", "outcome": "other"}),
+                               lambda s: s == 202, what=f"{alert_id} resolved through the second worker")
+    await eventually(lambda: {e.alert_id for e in watcher.events(topics.alert_actions) if isinstance(e, AlertResolved)}
+                     == set(ids), what="every resolution on the topic")
+    for alert_id in ids:
+        await eventually_async(lambda: post(two.url, alert_id, "ack", {"by": "lee"}), lambda s: s == 409,
+                               what=f"{alert_id} known as resolved whichever worker is asked")
+    acks = [e for e in watcher.events(topics.alert_actions) if isinstance(e, AlertAcknowledged)]
+    assert sorted(e.alert_id for e in acks) == sorted(ids)  # each once: nothing was both answered and forwarded
+    assert "forwarding an action" not in one.output() + two.output()
+    held = [await consumed(worker.url, topics.scheduler_alerts) for worker in (one, two)]
+    assert all(held), f"alert records handled per worker: {held} (both must hold some for this test to mean anything)"
