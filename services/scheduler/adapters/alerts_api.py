@@ -30,9 +30,8 @@ from shared.clock import Clock
 from shared.codec import validation_reasons
 from shared.config import Settings
 from shared.events import AlertAcknowledged, AlertResolved, Outcome, RequiredId, Text
-from shared.http_input import Refused
 from shared.streaming import Runtime
-from services.scheduler.adapters.ingest_api import _problem, read_json, unauthorized
+from services.scheduler.adapters.ingest_api import json_object, problem
 from services.scheduler.alerts import AlertBook
 
 log = logging.getLogger(__name__)
@@ -88,18 +87,13 @@ def add_alert_routes(rt: Runtime, clinics: Directory, book: AlertBook, clock: Cl
     rt.app.conf.canonical_url = advertised_url(rt.settings)
 
     async def act(request: web.Request, action: Action) -> web.Response:
-        if (refusal := unauthorized(request, token)) is not None:
-            return refusal
-        try:
-            body = await read_json(request)
-        except Refused as exc:
-            return _problem(exc.status, exc.reason)
-        if not isinstance(body, dict):
-            return _problem(422, "body must be a JSON object")
+        body = await json_object(request, token)
+        if isinstance(body, web.Response):
+            return body
         try:
             asked = ActionRequest.model_validate(body)
         except ValidationError as exc:
-            return _problem(422, "invalid action", validation_reasons(exc))
+            return problem(422, "invalid action", validation_reasons(exc))
         alert_id = request.match_info["alert_id"]
         if not (rt.ready() and holder.is_here(alert_id)):
             return await forward(request, alert_id, body)
@@ -108,12 +102,12 @@ def add_alert_routes(rt: Runtime, clinics: Directory, book: AlertBook, clock: Cl
     async def decide(alert_id: str, action: Action, asked: ActionRequest) -> web.Response:
         state = book.get(alert_id).state
         if state is None:
-            return _problem(404, f"no alert {alert_id!r}")
+            return problem(404, f"no alert {alert_id!r}")
         clinic = clinics.require(state.clinic_id)
         if clinic.clinician(asked.by) is None:
-            return _problem(422, "invalid action", [{"field": "by", "error": f"not a clinician of clinic {clinic.id!r}"}])
+            return problem(422, "invalid action", [{"field": "by", "error": f"not a clinician of clinic {clinic.id!r}"}])
         if action == "resolve" and asked.outcome is None:
-            return _problem(422, "invalid action", [{"field": "outcome", "error": "required to resolve an alert"}])
+            return problem(422, "invalid action", [{"field": "outcome", "error": "required to resolve an alert"}])
         if not state.allows(action):
             return web.json_response({"error": f"the alert is already {state.status}", "status": state.status}, status=409)
         now = clock.now()
