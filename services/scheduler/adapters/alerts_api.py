@@ -76,8 +76,17 @@ def advertised_url(settings: Settings) -> str:
     """How the other workers reach this one (``CYCLECARE_ADVERTISED_URL``, else host and port)."""
     if settings.advertised_url:
         return settings.advertised_url.rstrip("/")
-    host = settings.http_host if settings.http_host not in ("", "0.0.0.0", "::") else socket.gethostname()
+    host = settings.http_host if settings.http_host not in ("", "0.0.0.0", "::") else _own_address()
     return f"http://{host}:{settings.http_port}"
+
+
+def _own_address() -> str:
+    """The address this host's name resolves to (a pod's IP in Kubernetes, where pod names do not resolve elsewhere)."""
+    name = socket.gethostname()
+    try:
+        return socket.gethostbyname(name)
+    except OSError:
+        return name
 
 
 def add_alert_routes(rt: Runtime, clinics: Directory, book: AlertBook, clock: Clock) -> None:
