@@ -15,6 +15,7 @@ import aiohttp
 
 from shared.clock import SimulatedClock
 from shared.events import AlertAcknowledged, AlertEscalated, AlertResolved, ClinicianAlert
+from tests.integration.test_scheduler_durability import consumed
 from tests.support.kafka import eventually, eventually_async
 
 START = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
@@ -39,14 +40,6 @@ def acknowledged(alert_id: str, by: str, at: datetime, patient_id: str = "p-1") 
 
 def pages(watcher, topics, alert_id: str) -> list[AlertEscalated]:
     return [e for e in watcher.events(topics.alert_actions) if isinstance(e, AlertEscalated) and e.alert_id == alert_id]
-
-
-async def consumed(url: str, topic: str) -> float:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{url}/metrics") as response:
-            text = await response.text()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("cyclecare_events_consumed_total{") and f'topic="{topic}"' in line)
 
 
 async def metric(url: str, name: str) -> float | None:
