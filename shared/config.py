@@ -65,6 +65,7 @@ class Settings(BaseModel):
     parent_pid: int | None = Field(None, alias="CYCLECARE_PARENT_PID")  # set by `cyclecare run`: stop when it dies
     stuck_after_seconds: float = Field(30.0, alias="CYCLECARE_STUCK_AFTER_SECONDS", gt=0)
     service_urls: str | None = Field(None, alias="CYCLECARE_SERVICE_URLS")  # JSON {service: base URL}, for 404 hints
+    advertised_url: str | None = Field(None, alias="CYCLECARE_ADVERTISED_URL")  # how peer workers reach this one's HTTP
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="CYCLECARE_LOG_LEVEL")
     portal_url: str = Field("http://localhost:6069", alias="CYCLECARE_PORTAL_URL")  # links the portal prints; https: Secure cookies
     fhir_sink_url: str | None = Field(None, alias="CYCLECARE_FHIR_SINK_URL")  # the EHR's FHIR base: the portal pushes results there

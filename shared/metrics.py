@@ -36,3 +36,15 @@ PARTITION_STUCK = Gauge(
     ["service", "topic", "partition"],
 )
 BROKER_REACHABLE = Gauge("cyclecare_broker_reachable", "1 when the worker's last metadata request to Kafka succeeded", ["service"])
+# Alert lifecycle (scheduler): each worker reports the alerts of its own partitions; sum or max across workers.
+ALERT_TIME_TO_ACK = Histogram(
+    "cyclecare_alert_time_to_acknowledge_seconds",
+    "From an alert being raised to its first acknowledgement (scheduler's clock)",
+    ["severity"],
+    buckets=(60, 300, 600, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 24 * 3600),
+)
+URGENT_ALERTS_OPEN = Gauge("cyclecare_urgent_alerts_open", "Urgent alerts raised and not yet acknowledged or resolved")
+URGENT_ALERT_OLDEST_OPEN = Gauge(
+    "cyclecare_urgent_alert_oldest_open_seconds", "Age of the oldest urgent alert nobody has acknowledged (0: none)"
+)
+ALERT_ESCALATIONS = Counter("cyclecare_alert_escalations_total", "Escalation pages sent (alert.escalated)", ["level"])

@@ -1,11 +1,12 @@
-"""The scheduler's internal events (internal topic ``scheduler-commands``): part of no
+"""The scheduler's internal events (internal topics ``scheduler-commands`` and
+``scheduler-alerts``): part of no
 contract, free to change. Bytes <-> model: :mod:`shared.codec`."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from shared.envelope import AwareDatetime, Event, Id
+from shared.envelope import AwareDatetime, Event, Id, RequiredId
 
 
 class TimerFire(Event):
@@ -16,4 +17,12 @@ class TimerFire(Event):
     at: AwareDatetime
 
 
-EVENTS: tuple[type[Event], ...] = (TimerFire,)
+class AlertDeadline(Event):
+    """Command: an escalation deadline of one alert has passed (keyed by alert)."""
+
+    type: Literal["scheduler.alert_deadline"] = "scheduler.alert_deadline"
+    alert_id: RequiredId
+    at: AwareDatetime
+
+
+EVENTS: tuple[type[Event], ...] = (TimerFire, AlertDeadline)

@@ -12,7 +12,7 @@ from typing import Protocol
 PUBLIC = ("patients", "treatments", "due", "consent", "checkins", "alerts", "deliveries", "dlq", "alert-actions")
 # Internal topics: part of no contract, free to change.
 INTERNAL = ("inbound", "outbound", "scheduler-commands", "notifier-retry", "survey-phones", "survey-replies",
-            "survey-clinician-alerts")
+            "survey-clinician-alerts", "scheduler-alerts")
 
 # Route by event type: the one table of which topic each event is published to. Domain
 # outcomes name events; :meth:`Topics.of` finds their topic (a re-keying, such as the
@@ -31,6 +31,7 @@ TOPIC_OF: dict[str, str] = {
     "survey.reply": "survey-replies",
     "survey.alert_noted": "survey-clinician-alerts",
     "scheduler.fire": "scheduler-commands",
+    "scheduler.alert_deadline": "scheduler-alerts",
     **dict.fromkeys(("notifier.retry", "notifier.digest_item", "notifier.digest_due"), "notifier-retry"),
 }
 
@@ -98,6 +99,11 @@ class Topics:
     @property
     def scheduler_commands(self) -> str:
         return self.name("scheduler-commands")
+
+    @property
+    def scheduler_alerts(self) -> str:
+        """Alerts and their actions re-keyed by ``alert_id``, and the escalation deadlines."""
+        return self.name("scheduler-alerts")
 
     @property
     def notifier_retry(self) -> str:

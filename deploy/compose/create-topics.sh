@@ -32,4 +32,5 @@ create cyclecare.notifier-retry     --config retention.ms=$((7 * DAY_MS))
 create cyclecare.survey-phones      --config retention.ms=$((7 * DAY_MS))
 create cyclecare.survey-replies     --config retention.ms=$((7 * DAY_MS))
 create cyclecare.survey-clinician-alerts --config retention.ms=$((7 * DAY_MS))
+create cyclecare.scheduler-alerts   --config retention.ms=$((7 * DAY_MS))
 echo "cyclecare topics are in place"

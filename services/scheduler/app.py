@@ -15,8 +15,10 @@ from shared.events import ConsentChanged, Event, PatientDischarged, PatientSnaps
 from shared.scheduler_events import TimerFire
 from shared.streaming import Runtime
 from services.scheduler import domain
+from services.scheduler.adapters.alerts_api import add_alert_routes
 from services.scheduler.adapters.fhir_api import add_fhir_routes
 from services.scheduler.adapters.ingest_api import add_ingest_routes
+from services.scheduler.alerts import add_alert_escalation
 from services.scheduler.timerwheel import TimerWheel
 
 log = logging.getLogger(__name__)
@@ -143,4 +145,5 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
 
     add_ingest_routes(rt, clinics)
     add_fhir_routes(rt, clinics, clock)
+    add_alert_routes(rt, clinics, add_alert_escalation(rt, settings, clock, clinics), clock)
     return rt

@@ -39,7 +39,7 @@ ON_PATIENTS_ONLY: list[tuple[bytes, bytes, str]] = [
     (b"p-x", json.dumps({"type": "t" * 200_000}).encode(), "type"),
 ]
 CONSUMERS = {
-    "scheduler": ("patients", "treatments", "consent", "scheduler-commands"),
+    "scheduler": ("patients", "treatments", "consent", "scheduler-commands", "alerts", "alert-actions", "scheduler-alerts"),
     "survey": ("patients", "due", "consent", "survey-replies", "survey-phones", "inbound"),
     "notifier": ("patients", "consent", "deliveries", "due", "alerts", "outbound", "notifier-retry"),
 }

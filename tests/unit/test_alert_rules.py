@@ -20,6 +20,7 @@ RELIABILITY = {
     "CyclecareKafkaUnreachable": "cyclecare_broker_reachable",
     "CyclecareHandlerRetrying": "cyclecare_handler_retries_total",
     "CyclecareDeadLetters": "cyclecare_dlq_records_total",
+    "CyclecareUrgentAlertUnacknowledged": "cyclecare_urgent_alert_oldest_open_seconds",
 }
 
 

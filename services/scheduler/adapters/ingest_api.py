@@ -26,7 +26,7 @@ PatientEvent = TypeAdapter(
 TreatmentEvent = TypeAdapter(TreatmentRecorded)
 
 
-def _problem(status: int, reason: str, details: list | None = None) -> web.Response:
+def problem(status: int, reason: str, details: list | None = None) -> web.Response:
     body: dict = {"error": reason}
     if details:
         body["details"] = details
@@ -50,40 +50,48 @@ async def read_json(request: web.Request) -> object:
 
 
 def bearer_refusal(request: web.Request, token: str | None) -> Refused | None:
-    """Why a request to the ingest APIs (JSON and FHIR) is refused before its body is read:
-    503 without a configured token, 401 without the right one; ``None`` when it may pass."""
+    """Why a request to the scheduler's APIs (JSON, alerts and FHIR) is refused before its body
+    is read: 503 without a configured token, 401 without the right one; ``None`` when it may pass."""
     if not token:
-        return Refused(503, "ingest API disabled: CYCLECARE_API_TOKEN is not set")
+        return Refused(503, "API disabled: CYCLECARE_API_TOKEN is not set")
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return Refused(401, "missing or wrong bearer token")
     return None
 
 
+async def json_object(request: web.Request, token: str | None) -> dict | web.Response:
+    """The body of an API request as a JSON object, or the refusal to answer instead
+    (401 no token, 503 no token configured, 413 too long, 422 not a JSON object)."""
+    if (refused := bearer_refusal(request, token)) is not None:
+        return problem(refused.status, refused.reason)
+    try:
+        body = await read_json(request)
+    except Refused as exc:
+        return problem(exc.status, exc.reason)
+    if not isinstance(body, dict):
+        return problem(422, "body must be a JSON object")
+    return body
+
+
 def add_ingest_routes(rt: Runtime, clinics: Directory) -> None:
     token = rt.settings.api_token
 
     async def ingest(request: web.Request, adapter: TypeAdapter, default_type: str) -> web.Response:
-        refused = bearer_refusal(request, token)
-        if refused:
-            return _problem(refused.status, refused.reason)
-        try:
-            body = await read_json(request)
-        except Refused as exc:
-            return _problem(exc.status, exc.reason)
-        if not isinstance(body, dict):
-            return _problem(422, "body must be a JSON object")
+        body = await json_object(request, token)
+        if isinstance(body, web.Response):
+            return body
         body.setdefault("type", default_type)
         try:
             check_type(body["type"])
         except DecodeError as exc:
-            return _problem(422, "invalid event", [{"field": "type", "error": str(exc).removeprefix("type: ")}])
+            return problem(422, "invalid event", [{"field": "type", "error": str(exc).removeprefix("type: ")}])
         try:
             event = adapter.validate_python(body)
         except ValidationError as exc:
-            return _problem(422, "invalid event", _plain_fields(validation_reasons(exc), body["type"]))
+            return problem(422, "invalid event", _plain_fields(validation_reasons(exc), body["type"]))
         if event.clinic_id not in clinics:
-            return _problem(422, "invalid event", [{"field": "clinic_id", "error": f"unknown clinic {event.clinic_id!r}"}])
+            return problem(422, "invalid event", [{"field": "clinic_id", "error": f"unknown clinic {event.clinic_id!r}"}])
         await rt.emit(event.patient_id, event, wait=True)
         return web.json_response({"status": "accepted", "event_id": event.event_id}, status=202)
 
