@@ -58,6 +58,7 @@ class Settings(BaseModel):
     clock_speed: float = Field(1.0, alias="CYCLECARE_CLOCK_SPEED", gt=0)
     clock_anchor: float | None = Field(None, alias="CYCLECARE_CLOCK_ANCHOR")
     fetch_max_wait_ms: int = Field(100, alias="CYCLECARE_FETCH_MAX_WAIT_MS", ge=1, le=5000)
+    fetch_idle_wait_ms: int = Field(500, alias="CYCLECARE_FETCH_IDLE_WAIT_MS", ge=1, le=5000)
     tick_seconds: float = Field(1.0, alias="CYCLECARE_TICK_SECONDS", gt=0)
     sms_rate_per_second: float = Field(10.0, alias="CYCLECARE_SMS_RATE", gt=0)
     sms_burst: float | None = Field(None, alias="CYCLECARE_SMS_BURST", ge=1)  # default: a tenth of a second's rate

@@ -23,6 +23,7 @@ from shared.codec import DecodeError, capped, dead_letter, dead_letter_key, deco
 from shared.config import Settings
 from shared.endpoints import not_found_middleware, parse_urls
 from shared.events import Event
+from shared.fetch_wait import FetchWait, adapt
 from shared.failures import RetryHooks, Stall, Stalls, describe, dlq_reason, until_handled
 from shared.logs import configure_logging
 from shared.topics import Topics
@@ -43,6 +44,12 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         # which an urgent alert cannot afford; Apache Kafka answers as soon as data arrives.
         consumer._fetch_max_wait_ms = self.app.conf.cyclecare_fetch_max_wait_ms  # noqa: SLF001
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # quiet consumers fetch less often (shared.fetch_wait): most of an idle pipeline's CPU
+        conf = self.app.conf
+        adapt(self._consumer._fetcher, FetchWait(conf.cyclecare_fetch_max_wait_ms, conf.cyclecare_fetch_idle_wait_ms))  # noqa: SLF001
 
 
 class _Consumer(aiokafka_driver.Consumer):
@@ -89,6 +96,7 @@ class Runtime:
             consumer_auto_offset_reset="earliest",
         )
         self.app.conf.cyclecare_fetch_max_wait_ms = settings.fetch_max_wait_ms
+        self.app.conf.cyclecare_fetch_idle_wait_ms = settings.fetch_idle_wait_ms
         self.stalls = Stalls(stuck_after=settings.stuck_after_seconds)
         self.broker_error: str | None = None  # set by the broker probe while Kafka does not answer
         self.routes = web.RouteTableDef()

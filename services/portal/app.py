@@ -63,6 +63,7 @@ async def serve(settings: Settings, clinics: Directory, clock: Clock, stop: asyn
     consumer = ProjectionConsumer(settings.bootstrap_servers, topics, group_id(topics, generation), projection,
                                   producer, settings.fetch_max_wait_ms, Stalls(stuck_after=settings.stuck_after_seconds))
     await consumer.start()
+    consumer.fetch_less_when_quiet(settings.fetch_max_wait_ms, settings.fetch_idle_wait_ms)
 
     async def publish(key: str, event: Event) -> None:
         await producer.send_and_wait(topics.of(event), encode(event), key=key.encode())

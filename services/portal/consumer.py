@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from shared import metrics
+from shared import fetch_wait, metrics
 from shared.codec import DecodeError, dead_letter, decode
 from shared.events import Event
 from shared.failures import Backoff, Stall, Stalls, describe
@@ -45,6 +45,12 @@ class ProjectionConsumer:
 
     async def start(self) -> None:
         await self.consumer.start()
+
+    def fetch_less_when_quiet(self, busy_ms: int, idle_ms: int) -> None:
+        """Once started: after 2 s without records, fetch every ``idle_ms`` (shared.fetch_wait)."""
+        fetch_wait.adapt(self.consumer._fetcher, fetch_wait.FetchWait(busy_ms, idle_ms))  # noqa: SLF001
+        if self._fetch_wait is not None:  # quiet, it fetches less often (shared.fetch_wait)
+            adapt(self.consumer._fetcher, self._fetch_wait)  # noqa: SLF001
 
     async def stop(self) -> None:
         await self.consumer.stop()
