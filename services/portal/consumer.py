@@ -49,8 +49,6 @@ class ProjectionConsumer:
     def fetch_less_when_quiet(self, busy_ms: int, idle_ms: int) -> None:
         """Once started: after 2 s without records, fetch every ``idle_ms`` (shared.fetch_wait)."""
         fetch_wait.adapt(self.consumer._fetcher, fetch_wait.FetchWait(busy_ms, idle_ms))  # noqa: SLF001
-        if self._fetch_wait is not None:  # quiet, it fetches less often (shared.fetch_wait)
-            adapt(self.consumer._fetcher, self._fetch_wait)  # noqa: SLF001
 
     async def stop(self) -> None:
         await self.consumer.stop()

@@ -24,6 +24,10 @@ from services.scheduler.timerwheel import TimerWheel
 log = logging.getLogger(__name__)
 
 
+# Fire commands sent by the tick and not answered yet, at most: a catch-up goes out a slice at
+# a time as answers arrive, rather than 100,000 commands at once (and all again after the retry delay).
+FIRE_COMMANDS_IN_FLIGHT = 5000
+
 SKIP_REASONS = {"stale": "more than 24 h past when the treatment was recorded", "no consent": "the patient opted out"}
 
 
@@ -37,7 +41,7 @@ def skipped_line(event: TimerSkipped) -> str:
 def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     rt = Runtime("scheduler", settings)
     schedules = rt.table("schedules")
-    wheel = TimerWheel()
+    wheel = TimerWheel(max_asked=FIRE_COMMANDS_IN_FLIGHT)
     needs_rebuild = [True]
     indexed = [-1]  # how many schedules the wheel has seen; the changelog replay can add more
     topics = rt.topics

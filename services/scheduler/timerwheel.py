@@ -12,10 +12,16 @@ from datetime import datetime
 
 
 class TimerWheel:
-    def __init__(self) -> None:
+    """``max_asked`` bounds the fire commands in flight: a catch-up of 100,000 patients sends
+    them a slice at a time as answers come back, instead of all at once (and all again when
+    the first ones are not answered within the retry delay)."""
+
+    def __init__(self, max_asked: int | None = None) -> None:
         self._heap: list[tuple[float, str]] = []
         self._earliest: dict[str, float] = {}
         self._counts: dict[str, int] = {}
+        self._asked: set[str] = set()  # patients with a fire command sent and not yet answered
+        self.max_asked = max_asked
         self.timers = 0  # timers held by the patients in the wheel (a patient has several)
 
     def __len__(self) -> int:
@@ -23,7 +29,9 @@ class TimerWheel:
 
     def set(self, patient_id: str, when: datetime | None, timers: int = 1) -> None:
         """Make ``when`` the next moment of ``patient_id`` (``None``: nothing pending);
-        ``timers`` is how many timers the patient holds, for the pending-timers figure."""
+        ``timers`` is how many timers the patient holds, for the pending-timers figure.
+        This is also the answer to a fire command for the patient."""
+        self._asked.discard(patient_id)
         self.timers += (timers if when is not None else 0) - self._counts.pop(patient_id, 0)
         if when is None:
             self._earliest.pop(patient_id, None)
@@ -37,16 +45,28 @@ class TimerWheel:
         if len(self._heap) > 2 * len(self._earliest) + 1024:
             self._compact()
 
+    @property
+    def asked(self) -> int:
+        """Fire commands sent and not answered yet."""
+        return len(self._asked)
+
     def pop_due(self, now: datetime, retry_at: datetime) -> list[str]:
-        """Patients with a timer due at ``now``, each once. Each stays in the wheel due
-        again at ``retry_at``, so a fire command that is never answered is sent again;
-        the answer (a ``set`` with the patient's next moment) replaces that entry."""
+        """Patients with a timer due at ``now``, each once, earliest first, while fewer than
+        ``max_asked`` are waiting for an answer. Each stays in the wheel due again at
+        ``retry_at``, so a fire command that is never answered is sent again; the answer
+        (a ``set`` with the patient's next moment) replaces that entry."""
         limit, retry, due = now.timestamp(), retry_at.timestamp(), []
         while self._heap and self._heap[0][0] <= limit:
-            stamp, patient_id = heapq.heappop(self._heap)
-            if self._earliest.get(patient_id) == stamp:  # skip entries replaced since
-                self._earliest[patient_id] = retry
-                due.append(patient_id)
+            stamp, patient_id = self._heap[0]
+            if self._earliest.get(patient_id) != stamp:  # an entry replaced since
+                heapq.heappop(self._heap)
+                continue
+            if self._full() and patient_id not in self._asked:
+                break
+            heapq.heappop(self._heap)
+            self._earliest[patient_id] = retry
+            self._asked.add(patient_id)
+            due.append(patient_id)
         for patient_id in due:
             heapq.heappush(self._heap, (retry, patient_id))
         return due
@@ -55,7 +75,11 @@ class TimerWheel:
         limit = now.timestamp()
         return sum(1 for stamp, _ in self._heap[:64] if stamp <= limit)
 
+    def _full(self) -> bool:
+        return self.max_asked is not None and len(self._asked) >= self.max_asked
+
     def clear(self) -> None:
+        self._asked.clear()
         self._heap.clear()
         self._earliest.clear()
         self._counts.clear()

@@ -71,3 +71,45 @@ def test_clear_forgets_everything():
     wheel.set("a", T0, 2)
     wheel.clear()
     assert len(wheel) == 0 and wheel.timers == 0 and wheel.pop_due(T0, LATER) == []
+
+
+def test_no_more_fire_commands_wait_for_an_answer_than_the_bound_earliest_first():
+    wheel = TimerWheel(max_asked=2)
+    for n, patient in enumerate("abcde"):
+        wheel.set(patient, T0 + timedelta(minutes=n), 1)
+    now = T0 + timedelta(hours=1)
+    assert wheel.pop_due(now, LATER) == ["a", "b"]
+    assert wheel.pop_due(now, LATER) == [] and wheel.asked == 2
+
+
+def test_each_answer_lets_the_next_due_patient_be_asked():
+    wheel = TimerWheel(max_asked=2)
+    for n, patient in enumerate("abcde"):
+        wheel.set(patient, T0 + timedelta(minutes=n), 1)
+    now = T0 + timedelta(hours=1)
+    wheel.pop_due(now, LATER)
+    wheel.set("a", None)  # answered: nothing pending any more
+    assert wheel.pop_due(now, LATER) == ["c"]
+    wheel.set("b", T0 + timedelta(days=30), 1)  # answered: a later moment
+    wheel.set("c", None)
+    assert wheel.pop_due(now, LATER) == ["d", "e"]
+
+
+def test_a_command_sent_again_after_no_answer_does_not_count_twice_against_the_bound():
+    wheel = TimerWheel(max_asked=2)
+    wheel.set("a", T0, 1)
+    wheel.set("b", T0, 1)
+    wheel.set("c", T0 + timedelta(minutes=5), 1)
+    retry = T0 + timedelta(minutes=1)
+    assert sorted(wheel.pop_due(T0, retry)) == ["a", "b"]
+    assert sorted(wheel.pop_due(T0 + timedelta(minutes=10), LATER)) == ["a", "b"]  # still unanswered: asked again
+    assert wheel.asked == 2
+
+
+def test_rebuilding_the_wheel_forgets_the_commands_in_flight():
+    wheel = TimerWheel(max_asked=1)
+    wheel.set("a", T0, 1)
+    wheel.pop_due(T0, LATER)
+    wheel.clear()
+    wheel.set("b", T0, 1)
+    assert wheel.pop_due(T0, LATER) == ["b"]
