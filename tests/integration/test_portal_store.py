@@ -19,19 +19,14 @@ from services.portal.store import Projection, ReadModel, empty_projection
 from tests.support.portal_events import (
     T0, acked, alert, checkin_asked, enrolled, escalated, headache_checkin, resolved, treated,
 )
-from tests.support.postgres import PostgresUnavailable, ThrowawayPostgres
+from tests.support.postgres import ThrowawayPostgres, throwaway_postgres
 
 CLINIC = ["rocklin"]
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[ThrowawayPostgres]:
-    try:
-        cluster = ThrowawayPostgres().start()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL for the repository tests: {exc}")
-    yield cluster
-    cluster.stop()
+    yield from throwaway_postgres()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

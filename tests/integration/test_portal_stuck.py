@@ -15,7 +15,7 @@ import pytest
 from shared.topics import Topics
 from tests.support.kafka import Publisher, TopicWatcher, eventually_async
 from tests.support.portal_events import alert, enrolled
-from tests.support.postgres import PostgresUnavailable, ThrowawayPostgres
+from tests.support.postgres import ThrowawayPostgres, throwaway_postgres
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -23,12 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def postgres() -> Iterator[ThrowawayPostgres]:
-    try:
-        cluster = ThrowawayPostgres().start()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL: {exc}")
-    yield cluster
-    cluster.stop()
+    yield from throwaway_postgres()
 
 
 async def readiness(worker: WorkerProcess) -> tuple[int, dict]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -63,19 +64,29 @@ def free_base_port() -> int:
     raise AssertionError("no four consecutive free ports")
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
-async def test_stopping_cyclecare_run_stops_the_broker_and_every_worker(how: str, tmp_path: Path) -> None:
+def start_run(tmp_path: Path) -> tuple[int, subprocess.Popen[bytes], BinaryIO]:
+    """`cyclecare run` as an operator starts it (embedded broker), on four free ports."""
     base = free_base_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "CYCLECARE_", "TWILIO_", "SMTP_"))}
     env |= {"CYCLECARE_HTTP_PORT": str(base), "CYCLECARE_DATA_DIR": str(tmp_path), "CYCLECARE_PARTITIONS": "2"}
     log = open(tmp_path / "run.log", "wb")
     run = subprocess.Popen([sys.executable, "-m", "services.cli", "run"], env=env, cwd=ROOT, stdout=log,
                            stderr=subprocess.STDOUT)
+    return base, run, log
+
+
+async def every_worker_ready(base: int, run: subprocess.Popen[bytes]) -> None:
+    for offset in range(4):
+        await wait_until_ready(f"http://127.0.0.1:{base + offset}", 90,
+                               lambda: "cyclecare run exited" if run.poll() is not None else None)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
+async def test_stopping_cyclecare_run_stops_the_broker_and_every_worker(how: str, tmp_path: Path) -> None:
+    base, run, log = start_run(tmp_path)
     children: set[int] = set()
     try:
-        for offset in range(4):
-            await wait_until_ready(f"http://127.0.0.1:{base + offset}", 90,
-                                   lambda: "cyclecare run exited" if run.poll() is not None else None)
+        await every_worker_ready(base, run)
         children = children_of(run.pid)
         assert len(children) == 5, "the broker and four workers"
 
@@ -108,17 +119,10 @@ def worker_pid(parent: int, service: str) -> int | None:
 
 
 async def test_a_worker_that_crashes_in_cyclecare_run_is_started_again_and_ready(tmp_path: Path) -> None:
-    base = free_base_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "CYCLECARE_", "TWILIO_", "SMTP_"))}
-    env |= {"CYCLECARE_HTTP_PORT": str(base), "CYCLECARE_DATA_DIR": str(tmp_path), "CYCLECARE_PARTITIONS": "2"}
-    log = open(tmp_path / "run.log", "wb")
-    run = subprocess.Popen([sys.executable, "-m", "services.cli", "run"], env=env, cwd=ROOT, stdout=log,
-                           stderr=subprocess.STDOUT)
+    base, run, log = start_run(tmp_path)
     scheduler = f"http://127.0.0.1:{base + 2}"
     try:
-        for offset in range(4):
-            await wait_until_ready(f"http://127.0.0.1:{base + offset}", 90,
-                                   lambda: "cyclecare run exited" if run.poll() is not None else None)
+        await every_worker_ready(base, run)
         first = worker_pid(run.pid, "scheduler")
         assert first is not None
         # a worker that dies within its first seconds failed to start (and stops the run): this one had got going

@@ -10,6 +10,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from shared.broker import free_port
@@ -72,3 +73,16 @@ class ThrowawayPostgres:
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A fixture body: a started cluster, stopped and deleted after; the test is skipped
+    where PostgreSQL is not installed."""
+    import pytest
+
+    try:
+        cluster = ThrowawayPostgres().start()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL: {exc}")
+    yield cluster
+    cluster.stop()
