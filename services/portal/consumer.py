@@ -96,12 +96,11 @@ class ProjectionConsumer:
             log.warning("portal: offsets not committed (%s); the batch will be read again, which changes nothing", type(exc).__name__)
 
     async def _retry_later(self, batch: dict[TopicPartition, list[ConsumerRecord]], exc: Exception) -> None:
-        first = min((records[0] for records in batch.values()), key=lambda r: (r.topic, r.partition, r.offset))
         if self._failing is None:
-            self._failing = self.stalls.failed(first.topic, first.partition, first.offset, describe(exc))
             log.exception("portal: writing %s records failed; reading them again", sum(len(r) for r in batch.values()))
-        else:
-            self._failing = self.stalls.failed(self._failing.topic, self._failing.partition, self._failing.offset, describe(exc))
+        # one stall for as long as the read model refuses: the batch's first record names it
+        where = self._failing or min((records[0] for records in batch.values()), key=lambda r: (r.topic, r.partition, r.offset))
+        self._failing = self.stalls.failed(where.topic, where.partition, where.offset, describe(exc))
         stuck = self.stalls.is_stuck(self._failing)
         metrics.PARTITION_STUCK.labels(SERVICE, self._failing.topic, str(self._failing.partition)).set(1 if stuck else 0)
         for tp, records in batch.items():
