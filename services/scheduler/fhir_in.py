@@ -26,7 +26,9 @@ from pydantic import ValidationError
 
 from shared.clinics import Clinic, Directory
 from shared.codec import capped
-from shared.events import PatientEnrolled, PatientSnapshot, PatientUpdated, TreatmentRecorded, deterministic_id
+from shared.events import (
+    PatientDischarged, PatientEnrolled, PatientSnapshot, PatientUpdated, TreatmentRecorded, deterministic_id,
+)
 from shared.phones import e164_or_none, region_of
 
 CLINIC_SYSTEM = "urn:cyclecare:clinic"
@@ -42,7 +44,7 @@ BUNDLE_KINDS = ("batch", "transaction")
 AS_BATCH = ("transaction processed as a batch: each entry is published on its own (Kafka offers no atomic "
             "transaction here), so the entries that failed can be corrected and sent again alone")
 STATUS_TEXT = {200: "200 OK", 202: "202 Accepted", 400: "400 Bad Request", 422: "422 Unprocessable Entity"}
-Event = PatientSnapshot | TreatmentRecorded
+Event = PatientSnapshot | PatientDischarged | TreatmentRecorded
 Severity = Literal["error", "warning", "information"]
 
 
@@ -241,6 +243,9 @@ def map_patient(patient: Patient, clinics: Directory, now: datetime) -> Result:
                      f"give managingOrganization.identifier (or an identifier) with system {CLINIC_SYSTEM}")
     if isinstance(clinic, Result):
         return clinic
+    gone = no_longer_followed(patient)
+    if gone:
+        return discharged(patient, clinic, gone, now)
     where = {"patient_id": "Patient.id"}
     phone = best_phone(patient)
     if phone is None:
@@ -284,6 +289,29 @@ def map_patient(patient: Patient, clinics: Directory, now: datetime) -> Result:
     except ValidationError as exc:
         return Result(422, problems=validation_problems("Patient", exc, where))
     return Result(202, event, (note,) if note else (), "patients")
+
+
+def no_longer_followed(patient: Patient) -> str | None:
+    """Why an EHR's Patient means cyclecare must stop contacting the patient, if it does:
+    the record is marked inactive, or the patient has died."""
+    if patient.deceasedBoolean or patient.deceasedDateTime is not None:
+        return "Patient.deceased[x]"
+    if patient.active is False:
+        return "Patient.active"
+    return None
+
+
+def discharged(patient: Patient, clinic: Clinic, expression: str, now: datetime) -> Result:
+    """A discharge: every planned message is cancelled (the scheduler, the notifier and the
+    survey stop). Neither a phone nor a name is needed to stop contacting someone."""
+    reason = "the EHR marks the patient deceased" if expression == "Patient.deceased[x]" else \
+        "the EHR marks the patient record inactive"
+    values = {"patient_id": patient.id, "clinic_id": clinic.id, "reason": reason}
+    event = PatientDischarged.model_validate(values | {
+        "event_id": _content_id("Patient", patient.id or "", values), "occurred_at": _occurred_at(patient, now)})
+    note = Problem(expression, f"{reason}: published as patient.discharged, nothing more is sent to this patient",
+                   "information", "informational")
+    return Result(202, event, (note,), "patients")
 
 
 # --- Procedure / MedicationAdministration -> treatment.recorded ----------------------------------

@@ -14,7 +14,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from services.scheduler import fhir_in
 from shared.clinics import load_clinics, parse_clinics
-from shared.events import PatientEnrolled, PatientUpdated, TreatmentRecorded
+from shared.events import PatientDischarged, PatientEnrolled, PatientUpdated, TreatmentRecorded
 
 NOW = datetime(2026, 3, 12, 18, 0, tzinfo=timezone.utc)
 CLINICS = load_clinics(None)  # rocklin (America/Los_Angeles, US) and sevilla (Europe/Madrid, ES)
@@ -256,6 +256,27 @@ def test_an_entry_that_deletes_or_is_no_resource_fails_alone():
 def test_patient_snapshots_are_enrolments_unless_a_later_version():
     assert isinstance(fhir_in.map_one(patient(meta={"versionId": "1"}), CLINICS, NOW).event, PatientEnrolled)
     assert isinstance(fhir_in.map_one(patient(meta={"versionId": "2"}), CLINICS, NOW).event, PatientUpdated)
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"active": False}, "the EHR marks the patient record inactive"),
+    ({"deceasedBoolean": True}, "the EHR marks the patient deceased"),
+    ({"deceasedDateTime": "2026-03-01", "active": True}, "the EHR marks the patient deceased"),
+    ({"active": False, "telecom": None, "name": None}, "the EHR marks the patient record inactive"),
+])
+def test_an_inactive_or_deceased_patient_is_discharged_so_nothing_more_is_sent(change, reason):
+    result = fhir_in.map_one(patient(**change), CLINICS, NOW, "Patient")
+    assert result.status == 202 and result.topic == "patients"
+    assert isinstance(result.event, PatientDischarged)
+    assert (result.event.patient_id, result.event.clinic_id, result.event.reason) == ("p-ana", "rocklin", reason)
+    answer = fhir_in.outcome(result)
+    assert answer.issue[0].severity == "information" and "patient.discharged" in answer.issue[0].diagnostics
+
+
+def test_an_active_living_patient_is_a_snapshot_and_the_same_discharge_posted_twice_has_one_id():
+    assert isinstance(fhir_in.map_one(patient(active=True, deceasedBoolean=False), CLINICS, NOW).event, PatientEnrolled)
+    first, again = (fhir_in.map_one(patient(active=False), CLINICS, NOW).event for _ in range(2))
+    assert first.event_id == again.event_id
 
 
 def test_occurred_at_is_the_resources_last_update_when_given():
