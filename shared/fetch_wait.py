@@ -23,9 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.protocol.metadata import MetadataRequest
-
-from shared.broker import EMBEDDED_CLUSTER_ID
+from shared.broker import EMBEDDED_CLUSTER_ID, ping
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +68,7 @@ def answers_at_once(cluster_id: str | None) -> bool:
 
 async def cluster_id(client: Any) -> str | None:
     """The cluster id an aiokafka client's broker reports (Metadata v2 and later), or None."""
-    response = await client.send(client.get_random_node(), MetadataRequest([]))
-    return getattr(response, "cluster_id", None)
+    return getattr(await ping(client), "cluster_id", None)
 
 
 async def find_out(policy: FetchWait, client: Any) -> None:

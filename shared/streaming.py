@@ -18,7 +18,7 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
-from shared.broker import ensure_topics
+from shared.broker import ensure_topics, ping
 from shared.codec import DecodeError, capped, dead_letter, dead_letter_key, decode_record, encode
 from shared.config import Settings
 from shared.endpoints import not_found_middleware, parse_urls
@@ -342,7 +342,7 @@ class _BrokerProbe(Service):
                     if not booted:
                         await asyncio.wait_for(client.bootstrap(), 10)
                         booted = True
-                    await asyncio.wait_for(client.fetch_all_metadata(), 5)
+                    await asyncio.wait_for(ping(client), 5)  # metadata for no topics: every 2 s, keep it light
                     self._set(None)
                 except asyncio.CancelledError:
                     raise

@@ -82,8 +82,10 @@ class FakeClient:
         self.fails = fails
         self.asked = 0
 
-    def get_random_node(self) -> int:
-        return 0
+    @property
+    def cluster(self) -> object:
+        broker = type("BrokerMetadata", (), {"nodeId": 0})()
+        return type("ClusterMetadata", (), {"brokers": lambda _self: {broker}})()
 
     async def send(self, node_id: int, request: object) -> object:
         self.asked += 1
