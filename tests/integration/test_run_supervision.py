@@ -41,7 +41,7 @@ async def test_stopping_cyclecare_run_stops_the_broker_and_every_worker(how: str
         if how != "SIGKILL":
             await eventually(lambda: run.process.poll() is not None, 5, "cyclecare run to exit")
     finally:
-        run.stop(timeout=0)
+        run.stop(timeout=0.0)
         for pid in children:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from services.supervisor import stop_all
 from shared.endpoints import RUN_PORT_OFFSET, run_urls
 from shared.readiness import NotReady, wait_until_ready
 
@@ -123,11 +124,5 @@ class LocalRun:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, as an operator stops it; SIGKILL if it has not exited within ``timeout``."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_all([self.process], within=timeout + 1.0)

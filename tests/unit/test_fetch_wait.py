@@ -71,7 +71,7 @@ def test_the_setting_says_auto_yes_or_no_and_auto_leaves_it_to_the_broker():
     assert policy("auto").answered_at_once is None
     assert policy("true").answered_at_once is True
     assert policy("false").answered_at_once is False
-    assert (policy(None).busy_ms, policy(None).idle_ms) == (100, 500)
+    assert (policy(None).busy_ms, policy(None).idle_ms) == (100, 1000)
 
 
 class FakeClient:
