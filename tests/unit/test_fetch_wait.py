@@ -49,18 +49,19 @@ def test_an_idle_wait_set_below_the_busy_one_never_shortens_the_wait():
     assert wait.after_fetch(got_records=False) == 300
 
 
-def test_a_broker_that_holds_waiting_fetches_keeps_the_short_wait_however_quiet():
+def wait_after_a_minute_of_quiet(answered_at_once: bool | None) -> int:
     clock = Clock()
-    wait = FetchWait(busy_ms=100, idle_ms=500, idle_after_s=2, answered_at_once=False, clock=clock)
+    wait = FetchWait(busy_ms=100, idle_ms=500, idle_after_s=2, answered_at_once=answered_at_once, clock=clock)
     clock.now = 60.0
-    assert wait.after_fetch(got_records=False) == 100
+    return wait.after_fetch(got_records=False)
+
+
+def test_a_broker_that_holds_waiting_fetches_keeps_the_short_wait_however_quiet():
+    assert wait_after_a_minute_of_quiet(answered_at_once=False) == 100
 
 
 def test_until_the_broker_has_said_what_it_is_the_wait_stays_short():
-    clock = Clock()
-    wait = FetchWait(busy_ms=100, idle_ms=500, idle_after_s=2, clock=clock)
-    clock.now = 60.0
-    assert wait.after_fetch(got_records=False) == 100
+    assert wait_after_a_minute_of_quiet(answered_at_once=None) == 100
 
 
 def test_the_setting_says_auto_yes_or_no_and_auto_leaves_it_to_the_broker():
