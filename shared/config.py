@@ -58,7 +58,9 @@ class Settings(BaseModel):
     clock_speed: float = Field(1.0, alias="CYCLECARE_CLOCK_SPEED", gt=0)
     clock_anchor: float | None = Field(None, alias="CYCLECARE_CLOCK_ANCHOR")
     fetch_max_wait_ms: int = Field(100, alias="CYCLECARE_FETCH_MAX_WAIT_MS", ge=1, le=5000)
-    fetch_idle_wait_ms: int = Field(500, alias="CYCLECARE_FETCH_IDLE_WAIT_MS", ge=1, le=5000)
+    fetch_idle_wait_ms: int = Field(1000, alias="CYCLECARE_FETCH_IDLE_WAIT_MS", ge=1, le=5000)
+    # whether the broker answers a waiting fetch as soon as records arrive; None (`auto`): ask it (shared.fetch_wait)
+    fetch_answered_at_once: bool | None = Field(None, alias="CYCLECARE_FETCH_ANSWERED_AT_ONCE")
     tick_seconds: float = Field(1.0, alias="CYCLECARE_TICK_SECONDS", gt=0)
     sms_rate_per_second: float = Field(10.0, alias="CYCLECARE_SMS_RATE", gt=0)
     sms_burst: float | None = Field(None, alias="CYCLECARE_SMS_BURST", ge=1)  # default: a tenth of a second's rate
@@ -86,6 +88,11 @@ class Settings(BaseModel):
     @classmethod
     def _known_format(cls, value: str) -> str:
         return "json" if value.lower() == "json" else "text"
+
+    @field_validator("fetch_answered_at_once", mode="before")
+    @classmethod
+    def _auto_is_unknown(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() == "auto" else value
 
     @field_validator("clock_start")
     @classmethod

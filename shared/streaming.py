@@ -18,7 +18,7 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
-from shared.broker import ensure_topics
+from shared.broker import ensure_topics, ping
 from shared.codec import DecodeError, capped, dead_letter, dead_letter_key, decode_record, encode
 from shared.config import Settings
 from shared.endpoints import not_found_middleware, parse_urls
@@ -42,14 +42,13 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         # faust-streaming fixes the fetch wait at 1500 ms. A broker that holds a fetch for
         # part of that wait (the embedded one does) then adds up to 1.5 s to every hop,
         # which an urgent alert cannot afford; Apache Kafka answers as soon as data arrives.
-        consumer._fetch_max_wait_ms = self.app.conf.cyclecare_fetch_max_wait_ms  # noqa: SLF001
+        consumer._fetch_max_wait_ms = self.app.conf.cyclecare_settings.fetch_max_wait_ms  # noqa: SLF001
         return consumer
 
     async def on_start(self) -> None:
         await super().on_start()
         # quiet consumers fetch less often (shared.fetch_wait): most of an idle pipeline's CPU
-        conf = self.app.conf
-        adapt(self._consumer._fetcher, FetchWait(conf.cyclecare_fetch_max_wait_ms, conf.cyclecare_fetch_idle_wait_ms))  # noqa: SLF001
+        adapt(self._consumer._fetcher, FetchWait.from_settings(self.app.conf.cyclecare_settings))  # noqa: SLF001
 
 
 class _Consumer(aiokafka_driver.Consumer):
@@ -95,8 +94,7 @@ class Runtime:
             stream_wait_empty=False,
             consumer_auto_offset_reset="earliest",
         )
-        self.app.conf.cyclecare_fetch_max_wait_ms = settings.fetch_max_wait_ms
-        self.app.conf.cyclecare_fetch_idle_wait_ms = settings.fetch_idle_wait_ms
+        self.app.conf.cyclecare_settings = settings
         self.stalls = Stalls(stuck_after=settings.stuck_after_seconds)
         self.broker_error: str | None = None  # set by the broker probe while Kafka does not answer
         self.routes = web.RouteTableDef()
@@ -344,7 +342,7 @@ class _BrokerProbe(Service):
                     if not booted:
                         await asyncio.wait_for(client.bootstrap(), 10)
                         booted = True
-                    await asyncio.wait_for(client.fetch_all_metadata(), 5)
+                    await asyncio.wait_for(ping(client), 5)  # metadata for no topics: every 2 s, keep it light
                     self._set(None)
                 except asyncio.CancelledError:
                     raise

@@ -80,7 +80,6 @@ def worker_env(broker: EmbeddedBroker, topics: Topics, fake_twilio: FakeTwilio, 
         "CYCLECARE_PARTITIONS": str(PARTITIONS),
         "CYCLECARE_REBALANCE_TIMEOUT": "1",
         "CYCLECARE_TICK_SECONDS": "0.2",
-        "CYCLECARE_FETCH_IDLE_WAIT_MS": "100",  # as `cyclecare run` on the embedded broker (see the supervisor)
         "CYCLECARE_DATA_DIR": str(tmp_path / "data"),
         "TWILIO_ACCOUNT_SID": fake_twilio.account_sid,
         "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import metrics
+from shared import fetch_wait, metrics
 from shared.clinics import Directory
 from shared.clock import Clock
 from shared.codec import encode
@@ -63,7 +63,7 @@ async def serve(settings: Settings, clinics: Directory, clock: Clock, stop: asyn
     consumer = ProjectionConsumer(settings.bootstrap_servers, topics, group_id(topics, generation), projection,
                                   producer, settings.fetch_max_wait_ms, Stalls(stuck_after=settings.stuck_after_seconds))
     await consumer.start()
-    consumer.fetch_less_when_quiet(settings.fetch_max_wait_ms, settings.fetch_idle_wait_ms)
+    consumer.fetch_less_when_quiet(fetch_wait.FetchWait.from_settings(settings))
 
     async def publish(key: str, event: Event) -> None:
         await producer.send_and_wait(topics.of(event), encode(event), key=key.encode())

@@ -46,9 +46,9 @@ class ProjectionConsumer:
     async def start(self) -> None:
         await self.consumer.start()
 
-    def fetch_less_when_quiet(self, busy_ms: int, idle_ms: int) -> None:
-        """Once started: after 2 s without records, fetch every ``idle_ms`` (shared.fetch_wait)."""
-        fetch_wait.adapt(self.consumer._fetcher, fetch_wait.FetchWait(busy_ms, idle_ms))  # noqa: SLF001
+    def fetch_less_when_quiet(self, policy: fetch_wait.FetchWait) -> None:
+        """Once started: after 2 s without records, fetch less often (shared.fetch_wait)."""
+        fetch_wait.adapt(self.consumer._fetcher, policy)  # noqa: SLF001
 
     async def stop(self) -> None:
         await self.consumer.stop()

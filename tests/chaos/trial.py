@@ -255,7 +255,6 @@ class Trial:
             "CYCLECARE_PARTITIONS": str(self.config.partitions),
             "CYCLECARE_REBALANCE_TIMEOUT": "1",
             "CYCLECARE_TICK_SECONDS": "0.2",
-            "CYCLECARE_FETCH_IDLE_WAIT_MS": "100",  # as `cyclecare run` on the embedded broker
             "CYCLECARE_STUCK_AFTER_SECONDS": "5",
             "CYCLECARE_DATA_DIR": str(self.log_dir / "data"),
             "CYCLECARE_CLOCK_START": CLOCK_START,
