@@ -7,6 +7,7 @@ a channel adapter; the ledger keyed by ``message_key`` makes every cause send on
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -115,6 +116,7 @@ def patient_context(contact: Contact, clinic: Clinic) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=1024)  # one per clinic phone; parsing it in every message cost a fifth of a render
 def emergency_number(phone: str) -> str:
     return EMERGENCY_NUMBER.get(region_of(phone) or "", "911")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -131,6 +131,7 @@ def _available_languages() -> frozenset[str]:
     return frozenset(p.name for p in TEMPLATES_DIR.iterdir() if p.is_dir() and not p.name.startswith("_"))
 
 
+@cache  # the templates ship with the code and are never reloaded (``auto_reload=False``)
 def _has_templates(kind: str, channel: Channel, language: str) -> bool:
     return all((TEMPLATES_DIR / _template_name(kind, part, language)).is_file() for part in PARTS[channel])
 
@@ -222,6 +223,7 @@ def duration(minutes: int) -> str:
     return f"{mins} min"
 
 
+@lru_cache(maxsize=4096)  # a clinic's few numbers, in every message: parsing is most of a render
 def format_phone(number: str) -> str:
     """An E.164 number as people in its country write it; anything else unchanged."""
     try:
