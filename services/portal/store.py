@@ -17,7 +17,7 @@ from shared.events import AlertAcknowledged, AlertEscalated, AlertResolved, Even
 from services.portal import schema as s
 from services.portal.db import upsert
 from services.portal.fhir.ids import fhir_id
-from services.portal.projection import Rows, lifecycle, outbox_row, rows_for
+from services.portal.projection import Rows, lifecycle, outbox_row, rows_for_all
 
 _ACTION = TypeAdapter(AlertAcknowledged | AlertResolved | AlertEscalated)
 _CHUNK = 400
@@ -40,30 +40,24 @@ class Projection:
         """Project ``events`` in one transaction; return how many were new."""
         async with self.engine.begin() as conn:
             fresh = await self._unseen(conn, events)
-            rows = Rows()
-            for event in fresh:
-                rows.extend(rows_for(event))
-            await write(conn, rows, fhir_outbox=self.fhir_outbox)
+            await write(conn, rows_for_all(fresh), fhir_outbox=self.fhir_outbox)
         return len(fresh)
 
     async def _unseen(self, conn: AsyncConnection, events: Sequence[Event]) -> list[Event]:
-        seen: set[str] = set()
-        ids = list({e.event_id for e in events})
-        for chunk in _chunks(ids):
-            result = await conn.execute(select(s.projected_events.c.event_id).where(s.projected_events.c.event_id.in_(chunk)))
-            seen.update(result.scalars())
-        fresh: list[Event] = []
-        for event in events:
-            if event.event_id not in seen:
-                seen.add(event.event_id)  # the same event twice in one batch
-                fresh.append(event)
-        return fresh
+        """The events not projected before, remembered as projected in the same statement:
+        ``INSERT … ON CONFLICT DO NOTHING RETURNING`` answers which ids were new."""
+        first = {e.event_id: e for e in reversed(events)}  # the same event twice in one batch: its first copy
+        if not first:
+            return []
+        stmt = upsert(conn, s.projected_events).on_conflict_do_nothing(index_elements=["event_id"])
+        result = await conn.execute(stmt.returning(s.projected_events.c.event_id),
+                                    [{"event_id": e.event_id, "type": e.type} for e in first.values()])
+        new = set(result.scalars())
+        return [event for event in events if event.event_id in new and first[event.event_id] is event]
 
 
 async def write(conn: AsyncConnection, rows: Rows, *, fhir_outbox: bool = False) -> None:
     """One statement per kind of write (executemany), in an order that respects causes."""
-    if rows.seen:
-        await conn.execute(s.projected_events.insert(), rows.seen)
     await _insert_missing(conn, s.patients, _unique(rows.known_patients, "patient_id"), "patient_id")
     if rows.snapshots:
         stmt = upsert(conn, s.patients)
