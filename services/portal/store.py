@@ -20,8 +20,8 @@ from services.portal.fhir.ids import fhir_id
 from services.portal.projection import Rows, lifecycle, outbox_row, rows_for_all
 
 _ACTION = TypeAdapter(AlertAcknowledged | AlertResolved | AlertEscalated)
-_CHUNK = 400
-INBOX_PAGE = 50  # the top of the queue; the page says how many more are open  # rows per IN (…) list: well below SQLite's limit of bound parameters
+_CHUNK = 2000  # ids per IN (…) list: well below SQLite's (32,766) and asyncpg's (32,767) limits of bound parameters
+INBOX_PAGE = 50  # the top of the queue; the page says how many more are open
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -93,12 +93,13 @@ async def write(conn: AsyncConnection, rows: Rows, *, fhir_outbox: bool = False)
 
 async def _write_messages(conn: AsyncConnection, messages: list[dict]) -> None:
     """A message's latest status wins; when it was first sent or received stays."""
-    for chunk in _chunks(_unique(sorted(messages, key=lambda m: m["updated_at"], reverse=True), "message_id")):
-        stmt = upsert(conn, s.messages)
-        await conn.execute(stmt.on_conflict_do_update(
-            index_elements=["message_id"], set_={k: stmt.excluded[k] for k in ("status", "reason", "updated_at")},
-            where=s.messages.c.updated_at <= stmt.excluded.updated_at,
-        ), list(chunk))
+    if not messages:
+        return
+    stmt = upsert(conn, s.messages)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=["message_id"], set_={k: stmt.excluded[k] for k in ("status", "reason", "updated_at")},
+        where=s.messages.c.updated_at <= stmt.excluded.updated_at,
+    ), _unique(sorted(messages, key=lambda m: m["updated_at"], reverse=True), "message_id"))
 
 
 async def queue_fhir(conn: AsyncConnection, outbox: list[dict]) -> None:
