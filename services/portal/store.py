@@ -46,14 +46,19 @@ class Projection:
     async def _unseen(self, conn: AsyncConnection, events: Sequence[Event]) -> list[Event]:
         """The events not projected before, remembered as projected in the same statement:
         ``INSERT … ON CONFLICT DO NOTHING RETURNING`` answers which ids were new."""
-        first = {e.event_id: e for e in reversed(events)}  # the same event twice in one batch: its first copy
-        if not first:
+        ids = {e.event_id: e.type for e in events}
+        if not ids:
             return []
         stmt = upsert(conn, s.projected_events).on_conflict_do_nothing(index_elements=["event_id"])
         result = await conn.execute(stmt.returning(s.projected_events.c.event_id),
-                                    [{"event_id": e.event_id, "type": e.type} for e in first.values()])
+                                    [{"event_id": event_id, "type": type_} for event_id, type_ in ids.items()])
         new = set(result.scalars())
-        return [event for event in events if event.event_id in new and first[event.event_id] is event]
+        fresh: list[Event] = []
+        for event in events:
+            if event.event_id in new:
+                new.discard(event.event_id)  # the same event twice in one batch: its first copy only
+                fresh.append(event)
+        return fresh
 
 
 async def write(conn: AsyncConnection, rows: Rows, *, fhir_outbox: bool = False) -> None:
