@@ -88,7 +88,7 @@ def loads_bounded(raw: bytes, *, what: str, limit: int) -> Any:
         raise DecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     except _Refused as exc:
         raise DecodeError(str(exc)) from None
-    if _deeper_than(data, MAX_JSON_DEPTH):
+    if _brackets(raw) > MAX_JSON_DEPTH and _deeper_than(data, MAX_JSON_DEPTH):
         raise DecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return data
 
@@ -105,6 +105,12 @@ def _bounded_int(text: str) -> int:
 
 def _no_constant(name: str) -> float:
     raise _Refused(f"{name} is not a JSON number")
+
+
+def _brackets(raw: bytes) -> int:
+    """An upper bound on the nesting: walking every decoded value cost the portal's projection
+    about 7% of its time; a record with no more brackets than the limit cannot be too deep."""
+    return raw.count(b"{") + raw.count(b"[")
 
 
 def _deeper_than(data: Any, limit: int) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from shared.events import (
@@ -31,7 +32,6 @@ EFFECTS = {1: "neck pain or stiffness", 2: "drooping eyelid", 3: "injection-site
 class Rows:
     """The writes one event (or a batch) asks for, grouped by kind of write."""
 
-    seen: list[dict] = field(default_factory=list)
     known_patients: list[dict] = field(default_factory=list)  # insert if missing (a placeholder)
     snapshots: list[dict] = field(default_factory=list)  # upsert, the latest occurred_at wins
     discharges: list[str] = field(default_factory=list)
@@ -45,27 +45,33 @@ class Rows:
     messages: list[dict] = field(default_factory=list)  # to and from patients, the latest status wins
     outbox: list[dict] = field(default_factory=list)  # FHIR resources for the push sink (insert if missing)
 
-    def extend(self, other: "Rows") -> None:
-        for name in self.__dataclass_fields__:
-            getattr(self, name).extend(getattr(other, name))
-
     @property
     def touched_alerts(self) -> set[str]:
         return {a["alert_id"] for a in self.alerts} | {a["alert_id"] for a in self.actions}
 
 
 def rows_for(event: Event) -> Rows:
-    rows = Rows(seen=[{"event_id": event.event_id, "type": event.type}])
+    return rows_for_all([event])
+
+
+def rows_for_all(events: Iterable[Event]) -> Rows:
+    """The writes for a batch, filled into one :class:`Rows` (none per event to merge)."""
+    rows = Rows()
+    for event in events:
+        _add(event, rows)
+    return rows
+
+
+def _add(event: Event, rows: Rows) -> None:
     patient_id, clinic_id = getattr(event, "patient_id", None), getattr(event, "clinic_id", None)
     if not patient_id or not clinic_id:
-        return rows  # nothing about a patient (an unknown sender's message, say): only remembered as seen
+        return  # nothing about a patient (an unknown sender's message, say): only remembered as seen (by the store)
     rows.known_patients.append({"patient_id": patient_id, "clinic_id": clinic_id, "first_name": patient_id})
     project = _PROJECTORS.get(type(event))
     if project is None and isinstance(event, Delivery):
         project = _delivery
     if project is not None:
         project(event, rows)
-    return rows
 
 
 def _line(event: Event, at: datetime, title: str, detail: str | None = None, key: str | None = None) -> dict:

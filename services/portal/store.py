@@ -17,11 +17,11 @@ from shared.events import AlertAcknowledged, AlertEscalated, AlertResolved, Even
 from services.portal import schema as s
 from services.portal.db import upsert
 from services.portal.fhir.ids import fhir_id
-from services.portal.projection import Rows, lifecycle, outbox_row, rows_for
+from services.portal.projection import Rows, lifecycle, outbox_row, rows_for_all
 
 _ACTION = TypeAdapter(AlertAcknowledged | AlertResolved | AlertEscalated)
-_CHUNK = 400
-INBOX_PAGE = 50  # the top of the queue; the page says how many more are open  # rows per IN (…) list: well below SQLite's limit of bound parameters
+_CHUNK = 2000  # ids per IN (…) list: well below SQLite's (32,766) and asyncpg's (32,767) limits of bound parameters
+INBOX_PAGE = 50  # the top of the queue; the page says how many more are open
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -40,30 +40,29 @@ class Projection:
         """Project ``events`` in one transaction; return how many were new."""
         async with self.engine.begin() as conn:
             fresh = await self._unseen(conn, events)
-            rows = Rows()
-            for event in fresh:
-                rows.extend(rows_for(event))
-            await write(conn, rows, fhir_outbox=self.fhir_outbox)
+            await write(conn, rows_for_all(fresh), fhir_outbox=self.fhir_outbox)
         return len(fresh)
 
     async def _unseen(self, conn: AsyncConnection, events: Sequence[Event]) -> list[Event]:
-        seen: set[str] = set()
-        ids = list({e.event_id for e in events})
-        for chunk in _chunks(ids):
-            result = await conn.execute(select(s.projected_events.c.event_id).where(s.projected_events.c.event_id.in_(chunk)))
-            seen.update(result.scalars())
+        """The events not projected before, remembered as projected in the same statement:
+        ``INSERT … ON CONFLICT DO NOTHING RETURNING`` answers which ids were new."""
+        ids = {e.event_id: e.type for e in events}
+        if not ids:
+            return []
+        stmt = upsert(conn, s.projected_events).on_conflict_do_nothing(index_elements=["event_id"])
+        result = await conn.execute(stmt.returning(s.projected_events.c.event_id),
+                                    [{"event_id": event_id, "type": type_} for event_id, type_ in ids.items()])
+        new = set(result.scalars())
         fresh: list[Event] = []
         for event in events:
-            if event.event_id not in seen:
-                seen.add(event.event_id)  # the same event twice in one batch
+            if event.event_id in new:
+                new.discard(event.event_id)  # the same event twice in one batch: its first copy only
                 fresh.append(event)
         return fresh
 
 
 async def write(conn: AsyncConnection, rows: Rows, *, fhir_outbox: bool = False) -> None:
     """One statement per kind of write (executemany), in an order that respects causes."""
-    if rows.seen:
-        await conn.execute(s.projected_events.insert(), rows.seen)
     await _insert_missing(conn, s.patients, _unique(rows.known_patients, "patient_id"), "patient_id")
     if rows.snapshots:
         stmt = upsert(conn, s.patients)
@@ -99,12 +98,13 @@ async def write(conn: AsyncConnection, rows: Rows, *, fhir_outbox: bool = False)
 
 async def _write_messages(conn: AsyncConnection, messages: list[dict]) -> None:
     """A message's latest status wins; when it was first sent or received stays."""
-    for chunk in _chunks(_unique(sorted(messages, key=lambda m: m["updated_at"], reverse=True), "message_id")):
-        stmt = upsert(conn, s.messages)
-        await conn.execute(stmt.on_conflict_do_update(
-            index_elements=["message_id"], set_={k: stmt.excluded[k] for k in ("status", "reason", "updated_at")},
-            where=s.messages.c.updated_at <= stmt.excluded.updated_at,
-        ), list(chunk))
+    if not messages:
+        return
+    stmt = upsert(conn, s.messages)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=["message_id"], set_={k: stmt.excluded[k] for k in ("status", "reason", "updated_at")},
+        where=s.messages.c.updated_at <= stmt.excluded.updated_at,
+    ), _unique(sorted(messages, key=lambda m: m["updated_at"], reverse=True), "message_id"))
 
 
 async def queue_fhir(conn: AsyncConnection, outbox: list[dict]) -> None:

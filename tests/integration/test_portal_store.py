@@ -60,6 +60,15 @@ async def test_redelivered_events_change_nothing(engine: AsyncEngine) -> None:
     assert await ReadModel(engine).counts() == before
 
 
+async def test_an_event_twice_in_its_first_batch_is_projected_once(engine: AsyncEngine) -> None:
+    events = [enrolled(), alert(), acked()]
+    assert await Projection(engine).apply([*events, *events]) == len(events)
+    counts = await ReadModel(engine).counts()
+    assert (counts["projected_events"], counts["alerts"], counts["alert_actions"], counts["timeline"]) == (3, 1, 1, 3)
+    [shown] = await ReadModel(engine).patient_alerts(CLINIC, "p1")
+    assert shown.status == "acknowledged"
+
+
 async def test_the_inbox_orders_by_severity_then_age_and_shows_who_was_paged(engine: AsyncEngine) -> None:
     await Projection(engine).apply([
         enrolled(), alert("old-high", severity="high", at=T0), alert("new-urgent", at=T0 + timedelta(hours=1)),

@@ -130,3 +130,16 @@ def test_any_patient_document_either_decodes_or_fails_with_a_decode_error(change
     except DecodeError as exc:
         assert str(exc)
 
+
+
+def test_nesting_up_to_the_depth_limit_is_read_and_one_level_more_is_refused() -> None:
+    from shared.codec import loads_bounded
+    from shared.limits import MAX_JSON_DEPTH
+
+    def nested(containers: int) -> bytes:  # the top-level object and arrays inside it
+        return b'{"x": ' + b"[" * (containers - 1) + b"]" * (containers - 1) + b"}"
+
+    assert loads_bounded(nested(MAX_JSON_DEPTH), what="record", limit=MAX_RECORD_BYTES)["x"]
+    with pytest.raises(DecodeError, match="nested deeper"):
+        loads_bounded(nested(MAX_JSON_DEPTH + 1), what="record", limit=MAX_RECORD_BYTES)
+    assert loads_bounded(b'{"x": "' + b"[" * 100 + b'"}', what="record", limit=MAX_RECORD_BYTES)  # brackets in text
