@@ -287,7 +287,7 @@ async def main(args: argparse.Namespace) -> dict:
                    "catchup_timers": args.patients, "catchup_rss_mb": round(catchup.peak_rss_mb())}
         print(f"4. catch-up: {args.patients:,} timers due while no worker ran fired in {fired - ready:.1f} s after "
               f"ready ({fired - spawned:.1f} s from start, recovery included); "
-              f"{args.patients / (fired - ready):,.0f} timers/s")
+              f"{args.patients / (fired - ready):,.0f} timers/s (aim: 100,000 in <= 30 s)")
         catchup.stop()
     return report
 

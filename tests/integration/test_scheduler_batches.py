@@ -22,6 +22,7 @@ from tests.integration.test_scheduler_durability import (
     LA,
     START,
     SPEED,
+    away_six_days,
     check_every_moment_once,
     clock_env,
     fired,
@@ -81,9 +82,7 @@ async def test_a_worker_killed_in_the_middle_of_a_batch_loses_no_moment_and_repe
     await eventually(lambda: len(scheduled(watcher.raw(changelog))) == 1000, timeout=60, what="1,000 schedules saved")
 
     # a few days with no worker: the restarted one has thousands of moments to fire in batches
-    first.stop()
-    stopped_at = clock.now()
-    await eventually(lambda: clock.now() > stopped_at + timedelta(days=6), timeout=10, what="six days with no worker")
+    await away_six_days(first, clock)
     in_flight = InFlight(watcher, topics.due, changelog)
     second = await start_worker("scheduler", **clock_env(anchor))
     caught = await eventually(in_flight, timeout=60, what="a batch published but not yet stored")
