@@ -108,8 +108,10 @@ STORED_TIMER_FIELDS = ("timer_id", "event_type", "kind", "day", "fire_at", "trea
 _timer_fields = itemgetter(*STORED_TIMER_FIELDS)
 
 
-class UnknownStoredForm(ValueError):
-    """A stored schedule in a form this scheduler cannot read (written by a newer one)."""
+class UnknownStoredForm(Exception):
+    """A stored schedule this scheduler cannot read (a form written by a newer one, or
+    damaged). Not poison: the record that needed it is retried, its partition reported
+    stuck with this cause, rather than dead-lettered for a fault of the scheduler's own state."""
 
 
 def to_stored(schedule: PatientSchedule) -> dict:
@@ -127,8 +129,12 @@ def from_stored(stored: dict) -> PatientSchedule:
     if version != STORED_VERSION:
         raise UnknownStoredForm(f"schedule of patient {stored.get('patient_id')!r} is stored in form {version!r}; "
                                 f"this scheduler reads forms {STORED_VERSION} and unversioned")
-    pending = [dict(zip(STORED_TIMER_FIELDS, timer, strict=True)) for timer in stored["pending"]]
-    return PatientSchedule.model_validate({**stored, "pending": pending})
+    try:
+        pending = [dict(zip(STORED_TIMER_FIELDS, timer, strict=True)) for timer in stored["pending"]]
+        return PatientSchedule.model_validate({**stored, "pending": pending})
+    except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise UnknownStoredForm(f"schedule of patient {stored.get('patient_id')!r} in form {version} cannot be read "
+                                f"({type(exc).__name__})") from exc
 
 
 def stored_next_fire_at(stored: dict) -> datetime | None:

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from shared.events import ClinicianAlert
+from shared.failures import is_poison
 from services.scheduler import domain
 from services.scheduler.domain import PatientSchedule
 from tests.unit.test_scheduler_domain import RULES, at, enrolled, fire_all, treated, treatment
@@ -60,8 +61,18 @@ def test_a_form_this_scheduler_does_not_know_is_refused_rather_than_misread():
 def test_a_timer_stored_with_a_field_missing_is_an_error_not_a_shifted_read():
     stored = json.loads(json.dumps(domain.to_stored(treated(date(2026, 1, 5), at("2026-01-05T18:00:00+00:00")).schedule)))
     stored["pending"][0] = stored["pending"][0][:-1]
-    with pytest.raises(ValueError):
+    with pytest.raises(domain.UnknownStoredForm, match="cannot be read"):
         domain.from_stored(stored)
+
+
+def test_a_stored_schedule_that_cannot_be_read_is_retried_not_dead_lettered():
+    """The fault is in the scheduler's own state, not in the record being handled."""
+    try:
+        domain.from_stored({"v": 99, "patient_id": "p-1"})
+    except domain.UnknownStoredForm as exc:
+        assert not is_poison(exc)
+    else:
+        raise AssertionError("an unknown form loaded")
 
 
 def test_the_frozen_timer_fields_are_every_field_of_a_timer():
