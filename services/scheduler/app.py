@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import faust
@@ -17,7 +17,7 @@ from shared.clock import Clock
 from shared.codec import dead_letter, encode
 from shared.config import Settings
 from shared.events import ConsentChanged, Event, PatientDischarged, PatientSnapshot, TimerSkipped, TreatmentRecorded
-from shared.scheduler_events import TimerFire
+from shared.scheduler_events import FIRE_GROUP_MAX, TimerFire
 from shared.streaming import PartitionedTable, Runtime
 from services.scheduler import domain
 from services.scheduler.adapters.alerts_api import add_alert_routes
@@ -35,10 +35,10 @@ log = logging.getLogger(__name__)
 # (An idle agent wakes every BATCH_WITHIN: 50 ms cost 3% of a core more than 200 ms.)
 BATCH_MAX = 1000
 BATCH_WITHIN = 0.2
-# Fire commands sent by the tick and not answered yet, at most: a catch-up goes out two
-# batches at a time as answers arrive, rather than 100,000 commands at once. More in flight
-# than a worker answers within the retry delay would all be sent twice.
-FIRE_COMMANDS_IN_FLIGHT = 2 * BATCH_MAX
+# Patients with a fire command sent by the tick and not answered yet, at most: a catch-up
+# goes out a slice at a time as answers arrive, rather than 100,000 at once. More in flight
+# than a worker answers within the retry delay (20 ticks) would all be sent twice.
+FIRE_COMMANDS_IN_FLIGHT = 5000
 
 SKIP_REASONS = {"stale": "more than 24 h past when the treatment was recorded", "no consent": "the patient opted out"}
 
@@ -70,8 +70,8 @@ class Deps:
         stored = self.schedules.get(patient_id)
         return domain.from_stored(stored) if stored else domain.PatientSchedule(patient_id=patient_id)
 
-    def arm(self, schedule: domain.PatientSchedule) -> None:
-        self.wheel.set(schedule.patient_id, schedule.next_fire_at(), len(schedule.pending) + len(schedule.held))
+    def arm(self, schedule: domain.PatientSchedule, partition: int) -> None:
+        self.wheel.set(schedule.patient_id, schedule.next_fire_at(), len(schedule.pending) + len(schedule.held), partition)
 
 
 # --- planning: each handler applies one event to the batch's schedules (no I/O) ----------
@@ -100,15 +100,20 @@ def on_consent(d: Deps, batch: Batch, event: Event) -> None:
 
 def on_command(d: Deps, batch: Batch, event: Event) -> None:
     if isinstance(event, TimerFire):
-        schedule = batch.schedule(event.patient_id)
-        if schedule.next_fire_at() is None:
-            batch.rearm.add(schedule.patient_id)
-            return
-        outcome = domain.fire_due(schedule, d.rules_for(schedule.rules_clinic), d.clock.now())
-        if outcome.emit or outcome.skipped or outcome.schedule != schedule:
-            batch.apply(outcome)
-        else:  # a late copy of a command already answered: only re-arm the wheel
-            batch.rearm.add(schedule.patient_id)
+        for patient_id in (event.patient_id, *event.also):
+            fire(d, batch, patient_id)
+
+
+def fire(d: Deps, batch: Batch, patient_id: str) -> None:
+    schedule = batch.schedule(patient_id)
+    if schedule.next_fire_at() is None:
+        batch.unchanged(patient_id)
+        return
+    outcome = domain.fire_due(schedule, d.rules_for(schedule.rules_clinic), d.clock.now())
+    if outcome.emit or outcome.skipped or outcome.schedule != schedule:
+        batch.apply(outcome)
+    else:  # a late copy of a command already answered: only re-arm the wheel
+        batch.unchanged(patient_id)
 
 
 # topic attribute -> handler: what the scheduler reacts to, on one screen
@@ -132,10 +137,10 @@ async def flush(d: Deps, batch: Batch) -> None:
         log.info("%s", skipped_line(event))
     batch.published()
     for write in batch.writes():
-        d.schedules.set_in_partition(write.partition, write.patient_id, domain.to_stored(write.schedule))
+        d.schedules.set_in_partition(write.partition, write.patient_id, domain.to_stored(write.schedule, write.partition))
     d.indexed = len(d.schedules)
-    for schedule in batch.armed():
-        d.arm(schedule)
+    for schedule, partition in batch.armed():
+        d.arm(schedule, partition)
 
 
 async def reject(d: Deps, rejected: domain.Rejected) -> Awaitable[Any]:
@@ -194,15 +199,33 @@ async def tick(d: Deps) -> None:
         reindex(d)
     metrics.TIMERS_PENDING.set(d.wheel.timers)
     metrics.TIMERS_OVERDUE.set(d.wheel.overdue(now))
-    for patient_id in d.wheel.pop_due(now, retry_at=now + d.unanswered_after):
-        await d.rt.emit(patient_id, TimerFire(patient_id=patient_id, at=now))
+    due = d.wheel.pop_due(now, retry_at=now + d.unanswered_after)
+    for partition, command in fire_commands(d.wheel.by_partition(due), now):
+        await d.rt.topic(d.rt.topics.scheduler_commands).send(key=command.patient_id.encode(), value=encode(command),
+                                                              partition=partition)
+
+
+def fire_commands(groups: dict[int | None, list[str]], now: datetime) -> list[tuple[int | None, TimerFire]]:
+    """One command per FIRE_GROUP_MAX patients kept in the same partition, sent there; one per
+    patient, keyed by patient, where the partition is not known (a schedule stored before
+    the stored form named it)."""
+    commands: list[tuple[int | None, TimerFire]] = []
+    for partition, patients in groups.items():
+        if partition is None:
+            commands += [(None, TimerFire(patient_id=patient_id, at=now)) for patient_id in patients]
+            continue
+        for start in range(0, len(patients), FIRE_GROUP_MAX):
+            first, *also = patients[start:start + FIRE_GROUP_MAX]
+            commands.append((partition, TimerFire(patient_id=first, also=also, at=now)))
+    return commands
 
 
 def reindex(d: Deps) -> None:
     d.needs_rebuild, d.indexed = False, len(d.schedules)
     d.wheel.clear()
     for patient_id, stored in list(d.schedules.items()):
-        d.wheel.set(patient_id, domain.stored_next_fire_at(stored), domain.stored_timers(stored))
+        d.wheel.set(patient_id, domain.stored_next_fire_at(stored), domain.stored_timers(stored),
+                    domain.stored_partition(stored))
 
 
 def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:

@@ -30,7 +30,7 @@ class Batch:
     partition: int = -1  # the partition of the record being planned
     schedules: dict[str, domain.PatientSchedule] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)  # patient -> partition of its last change
-    rearm: set[str] = field(default_factory=set)  # answered fire commands that changed nothing
+    rearm: dict[str, int] = field(default_factory=dict)  # answered fire commands that changed nothing
     emit: list[tuple[str, Event]] = field(default_factory=list)  # (patient, event), in order
     rejected: list[domain.Rejected] = field(default_factory=list)
 
@@ -50,9 +50,14 @@ class Batch:
     def writes(self) -> list[Write]:
         return [Write(p, partition, self.schedules[p]) for p, partition in self.changed.items()]
 
-    def armed(self) -> list[domain.PatientSchedule]:
-        """Every schedule whose next moment the timer index must learn after the flush."""
-        return [self.schedules[p] for p in self.changed.keys() | self.rearm]
+    def unchanged(self, patient_id: str) -> None:
+        """A fire command answered with nothing to change: the timer index still learns so."""
+        self.rearm[patient_id] = self.partition
+
+    def armed(self) -> list[tuple[domain.PatientSchedule, int]]:
+        """Every schedule whose next moment the timer index must learn after the flush, with
+        the partition where it is kept."""
+        return [(self.schedules[p], partition) for p, partition in (self.rearm | self.changed).items()]
 
     def skipped(self) -> list[TimerSkipped]:
         return [event for _, event in self.emit if isinstance(event, TimerSkipped)]

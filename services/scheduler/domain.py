@@ -114,12 +114,14 @@ class UnknownStoredForm(Exception):
     stuck with this cause, rather than dead-lettered for a fault of the scheduler's own state."""
 
 
-def to_stored(schedule: PatientSchedule) -> dict:
+def to_stored(schedule: PatientSchedule, partition: int | None = None) -> dict:
+    """The stored form; ``partition`` is where it is kept (the partition of the patient's
+    records), so that fire commands after a restart go straight there."""
     stored = schedule.model_dump(mode="json")
     stored["pending"] = [list(_timer_fields(timer)) for timer in stored["pending"]]
     following = schedule.next_fire_at()
     return stored | {"v": STORED_VERSION, "next": following.isoformat() if following else None,
-                     "timers": len(schedule.pending) + len(schedule.held)}
+                     "timers": len(schedule.pending) + len(schedule.held), "p": partition}
 
 
 def from_stored(stored: dict) -> PatientSchedule:
@@ -147,6 +149,11 @@ def stored_next_fire_at(stored: dict) -> datetime | None:
     if stored.get("held") and stored.get("held_until"):
         moments.append(stored["held_until"])
     return min((datetime.fromisoformat(m) for m in moments), default=None)
+
+
+def stored_partition(stored: dict) -> int | None:
+    """Where a stored schedule is kept, when its form says so."""
+    return stored.get("p") if stored.get("v") is not None else None
 
 
 def stored_timers(stored: dict) -> int:

@@ -97,7 +97,7 @@ def test_a_schedule_only_read_in_a_batch_is_not_written_back():
     batch, _ = counting_batch(d)
     plan(d, batch, 0, "scheduler_commands", TimerFire(patient_id="p-1", at=NOW))
     assert batch.writes() == [] and batch.emit == []
-    assert [s.patient_id for s in batch.armed()] == ["p-1"]  # the wheel still learns the answer
+    assert [(s.patient_id, partition) for s, partition in batch.armed()] == [("p-1", 0)]  # the wheel learns the answer
 
 
 def test_a_fire_command_in_a_batch_fires_from_the_stored_schedule_and_writes_it_once():
@@ -149,3 +149,27 @@ def test_a_write_naming_its_partition_goes_to_that_changelog_partition():
     assert table["p-1"] == {"v": 2}
     with pytest.raises(TypeError, match="outside of stream"):  # without a partition: faust's current event, none here
         table["p-3"] = {"v": 2}
+
+
+def test_one_fire_command_naming_several_patients_fires_each_of_them_in_its_partition():
+    treated = domain.on_treatment(domain.on_patient(PatientSchedule(patient_id="p-1"), patient(), d_rules(), NOW).schedule,
+                                  treatment(date(2026, 1, 5)), d_rules(), NOW).schedule
+    stored = {f"p-{n}": domain.to_stored(treated.model_copy(update={"patient_id": f"p-{n}"}), 4) for n in (1, 2, 3)}
+    d = deps(stored)
+    d.clock = ManualClock(at("2026-01-07T18:00:00+00:00"))
+    batch, loads = counting_batch(d)
+    plan(d, batch, 4, "scheduler_commands", TimerFire(patient_id="p-1", also=["p-2", "p-3"], at=d.clock.now()))
+    assert loads == ["p-1", "p-2", "p-3"]
+    assert [(p, event.type) for p, event in batch.emit] == [("p-1", "checkin.due"), ("p-2", "checkin.due"), ("p-3", "checkin.due")]
+    assert {(w.patient_id, w.partition) for w in batch.writes()} == {("p-1", 4), ("p-2", 4), ("p-3", 4)}
+
+
+def test_due_patients_are_commanded_in_groups_sent_to_their_partition_and_singly_where_it_is_unknown():
+    patients = [f"p-{n}" for n in range(450)]
+    commands = app.fire_commands({3: patients, None: ["old-1", "old-2"]}, NOW)
+    grouped = [(partition, [c.patient_id, *c.also]) for partition, c in commands if partition is not None]
+    assert [partition for partition, _ in grouped] == [3, 3, 3]
+    assert [len(named) for _, named in grouped] == [200, 200, 50]
+    assert [p for _, named in grouped for p in named] == patients  # each once, in order
+    assert [(partition, c.patient_id, c.also) for partition, c in commands if partition is None] == \
+        [(None, "old-1", []), (None, "old-2", [])]

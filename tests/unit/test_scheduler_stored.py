@@ -108,3 +108,9 @@ def test_a_discharged_patient_is_stored_with_no_next_moment():
     discharged = domain.on_discharged(schedule, None).schedule  # type: ignore[arg-type]
     stored = domain.to_stored(discharged)
     assert domain.stored_next_fire_at(stored) is None and domain.stored_timers(stored) == 0
+
+
+def test_the_stored_form_keeps_the_partition_it_was_written_in_and_an_old_value_has_none():
+    schedule = treated(date(2026, 1, 5), at("2026-01-05T18:00:00+00:00")).schedule
+    assert domain.stored_partition(json.loads(json.dumps(domain.to_stored(schedule, 5)))) == 5
+    assert domain.stored_partition(json.loads(schedule.model_dump_json())) is None
