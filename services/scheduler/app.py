@@ -12,10 +12,11 @@ from typing import Any
 import faust
 
 from shared import metrics
-from shared.clinics import ClinicRules, Directory
+from shared.clinics import ClinicRules, Directory, UnknownClinic
 from shared.clock import Clock
 from shared.codec import dead_letter, encode
 from shared.config import Settings
+from shared.failures import describe
 from shared.events import ConsentChanged, Event, PatientDischarged, PatientSnapshot, TimerSkipped, TreatmentRecorded
 from shared.scheduler_events import FIRE_GROUP_MAX, TimerFire
 from shared.streaming import PartitionedTable, Runtime
@@ -101,7 +102,11 @@ def on_consent(d: Deps, batch: Batch, event: Event) -> None:
 def on_command(d: Deps, batch: Batch, event: Event) -> None:
     if isinstance(event, TimerFire):
         for patient_id in (event.patient_id, *event.also):
-            fire(d, batch, patient_id)
+            try:
+                fire(d, batch, patient_id)
+            except UnknownClinic as exc:  # one patient's clinic gone from the file must not hold up the others
+                log.warning("cannot fire the moments of patient %s: %s", patient_id, describe(exc))
+                metrics.FAILED.labels(d.rt.service, d.rt.topics.scheduler_commands).inc()
 
 
 def fire(d: Deps, batch: Batch, patient_id: str) -> None:

@@ -16,6 +16,7 @@ from shared.clock import ManualClock
 from shared.events import ConsentChanged, TreatmentRecorded
 from shared.scheduler_events import TimerFire
 from shared.streaming import PartitionedTable
+from shared.topics import Topics
 from services.scheduler import app, domain
 from services.scheduler.batch import Batch
 from services.scheduler.domain import PatientSchedule
@@ -26,7 +27,8 @@ NOW = at("2026-01-05T18:00:00+00:00")
 
 
 def deps(stored: dict | None = None) -> app.Deps:
-    return app.Deps(rt=None, clinics=load_clinics(None), clock=ManualClock(NOW), schedules=stored or {},  # type: ignore[arg-type]
+    runtime = SimpleNamespace(service="scheduler", topics=Topics("unit"))  # what the handlers read of it
+    return app.Deps(rt=runtime, clinics=load_clinics(None), clock=ManualClock(NOW), schedules=stored or {},  # type: ignore[arg-type]
                     wheel=TimerWheel(), unanswered_after=NOW - NOW)
 
 
@@ -173,3 +175,16 @@ def test_due_patients_are_commanded_in_groups_sent_to_their_partition_and_singly
     assert [p for _, named in grouped for p in named] == patients  # each once, in order
     assert [(partition, c.patient_id, c.also) for partition, c in commands if partition is None] == \
         [(None, "old-1", []), (None, "old-2", [])]
+
+
+def test_a_patient_whose_clinic_left_the_clinics_file_does_not_hold_up_the_others_in_a_fire_command():
+    treated = domain.on_treatment(domain.on_patient(PatientSchedule(patient_id="p-1"), patient(), d_rules(), NOW).schedule,
+                                  treatment(date(2026, 1, 5)), d_rules(), NOW).schedule
+    gone = treated.model_copy(update={"patient_id": "p-2", "clinic_id": "closed"})
+    d = deps({"p-1": domain.to_stored(treated, 4), "p-2": domain.to_stored(gone, 4),
+              "p-3": domain.to_stored(treated.model_copy(update={"patient_id": "p-3"}), 4)})
+    d.clock = ManualClock(at("2026-01-07T18:00:00+00:00"))
+    batch, _ = counting_batch(d)
+    plan(d, batch, 4, "scheduler_commands", TimerFire(patient_id="p-1", also=["p-2", "p-3"], at=d.clock.now()))
+    assert [p for p, _ in batch.emit] == ["p-1", "p-3"]
+    assert "p-2" not in {w.patient_id for w in batch.writes()} and "p-2" not in {s.patient_id for s, _ in batch.armed()}
