@@ -25,7 +25,7 @@ from services.scheduler.adapters.alerts_api import add_alert_routes
 from services.scheduler.adapters.fhir_api import add_fhir_routes
 from services.scheduler.adapters.ingest_api import add_ingest_routes
 from services.scheduler.alerts import add_alert_escalation
-from services.scheduler.batch import Batch
+from services.scheduler.batch import Batch, Write
 from services.scheduler.timerwheel import TimerWheel
 
 log = logging.getLogger(__name__)
@@ -141,11 +141,24 @@ async def flush(d: Deps, batch: Batch) -> None:
     for event in batch.skipped():
         log.info("%s", skipped_line(event))
     batch.published()
-    for write in batch.writes():
-        d.schedules.set_in_partition(write.partition, write.patient_id, domain.to_stored(write.schedule, write.partition))
+    # Each partition's last write goes out on its own, after the others are on the broker:
+    # the embedded broker reports a partition's end as the first record of its last
+    # produced batch plus one, so a worker recovering the table stopped short of the rest
+    # of that batch (the durability test lost 12 of 20 patients). Harmless on Apache Kafka.
+    earlier, last = batch.writes_last_apart()
+    for write in earlier:
+        store(d, write)
+    if earlier:
+        await d.rt.app.producer.flush()
+    for write in last:
+        store(d, write)
     d.indexed = len(d.schedules)
     for schedule, partition in batch.armed():
         d.arm(schedule, partition)
+
+
+def store(d: Deps, write: Write) -> None:
+    d.schedules.set_in_partition(write.partition, write.patient_id, domain.to_stored(write.schedule, write.partition))
 
 
 async def reject(d: Deps, rejected: domain.Rejected) -> Awaitable[Any]:
