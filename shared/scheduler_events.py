@@ -6,15 +6,23 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from shared.envelope import AwareDatetime, Event, Id, RequiredId
 
 
+# patients one fire command may name: 200 ids of the longest allowed fit well under a record's limit
+FIRE_GROUP_MAX = 200
+
+
 class TimerFire(Event):
-    """Command: fire the due timers of one patient (keyed by patient)."""
+    """Command: fire the due timers of one patient (keyed by patient), and of the patients in
+    ``also``, which the sender put in the same partition (where their schedules are kept)."""
 
     type: Literal["scheduler.fire"] = "scheduler.fire"
     patient_id: Id
     at: AwareDatetime
+    also: list[Id] = Field(default_factory=list, max_length=FIRE_GROUP_MAX - 1)
 
 
 class AlertDeadline(Event):

@@ -69,6 +69,24 @@ class _App(faust.App):
         return _Transport(self.conf.broker_consumer, self)
 
 
+class PartitionedTable(faust.Table):
+    """A table whose writes can name their changelog partition. Faust takes it from the
+    current event, which inside a batch (``take``) is not the record a write belongs to:
+    a write there would land in another key's partition and be recovered by the wrong worker."""
+
+    _partition: int | None = None
+
+    def set_in_partition(self, partition: int, key: Any, value: Any) -> None:
+        self._partition = partition
+        try:
+            self[key] = value
+        finally:
+            self._partition = None
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return super().partition_for_key(key) if self._partition is None else self._partition
+
+
 class Runtime:
     """One service's Faust app with its topics, DLQ and HTTP routes."""
 
@@ -117,10 +135,15 @@ class Runtime:
             )
         return self._topic_cache[name]
 
-    def table(self, name: str) -> faust.TableT:
-        """A table of JSON values keyed by strings, co-partitioned with the topics."""
+    def table(self, name: str, *, partitioned: bool = False) -> faust.TableT:
+        """A table of JSON values keyed by strings, co-partitioned with the topics; with
+        ``partitioned``, a :class:`PartitionedTable` (writes from a batch)."""
         schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
-        return self.app.Table(name, default=None, schema=schema, partitions=self.settings.partitions)
+        if not partitioned:
+            return self.app.Table(name, default=None, schema=schema, partitions=self.settings.partitions)
+        table = PartitionedTable(self.app, name=name, default=None, beacon=self.app.tables.beacon, schema=schema,
+                                 partitions=self.settings.partitions)
+        return self.app.tables.add(table)
 
     async def publish(self, topic: str, key: str, event: Event, *, wait: bool = False) -> Awaitable[Any]:
         """Send ``event``; with ``wait``, return once the broker acknowledged it, else return

@@ -20,6 +20,7 @@ class TimerWheel:
         self._heap: list[tuple[float, str]] = []
         self._earliest: dict[str, float] = {}
         self._counts: dict[str, int] = {}
+        self._partitions: dict[str, int] = {}  # where each patient's schedule is kept, when known
         self._asked: set[str] = set()  # patients with a fire command sent and not yet answered
         self.max_asked = max_asked
         self.timers = 0  # timers held by the patients in the wheel (a patient has several)
@@ -27,14 +28,18 @@ class TimerWheel:
     def __len__(self) -> int:
         return len(self._earliest)
 
-    def set(self, patient_id: str, when: datetime | None, timers: int = 1) -> None:
+    def set(self, patient_id: str, when: datetime | None, timers: int = 1, partition: int | None = None) -> None:
         """Make ``when`` the next moment of ``patient_id`` (``None``: nothing pending);
-        ``timers`` is how many timers the patient holds, for the pending-timers figure.
+        ``timers`` is how many timers the patient holds, for the pending-timers figure;
+        ``partition`` where the patient's schedule is kept, if known (fire commands go there).
         This is also the answer to a fire command for the patient."""
         self._asked.discard(patient_id)
+        if partition is not None:
+            self._partitions[patient_id] = partition
         self.timers += (timers if when is not None else 0) - self._counts.pop(patient_id, 0)
         if when is None:
             self._earliest.pop(patient_id, None)
+            self._partitions.pop(patient_id, None)
             return
         self._counts[patient_id] = timers
         stamp = when.timestamp()
@@ -71,6 +76,13 @@ class TimerWheel:
             heapq.heappush(self._heap, (retry, patient_id))
         return due
 
+    def by_partition(self, patients: list[str]) -> dict[int | None, list[str]]:
+        """``patients`` grouped by the partition of their schedules (``None``: not known)."""
+        groups: dict[int | None, list[str]] = {}
+        for patient_id in patients:
+            groups.setdefault(self._partitions.get(patient_id), []).append(patient_id)
+        return groups
+
     def overdue(self, now: datetime) -> int:
         limit = now.timestamp()
         return sum(1 for stamp, _ in self._heap[:64] if stamp <= limit)
@@ -83,6 +95,7 @@ class TimerWheel:
         self._heap.clear()
         self._earliest.clear()
         self._counts.clear()
+        self._partitions.clear()
         self.timers = 0
 
     def _compact(self) -> None:

@@ -123,6 +123,14 @@ async def until(read, at_least: float, what: str, timeout: float = 30.0) -> None
         await asyncio.sleep(0.1)
 
 
+async def away_six_days(worker, clock: SimulatedClock) -> datetime:
+    """Stop ``worker`` and let six simulated days pass with no worker running; when it stopped."""
+    worker.stop()
+    stopped_at = clock.now()
+    await eventually(lambda: clock.now() > stopped_at + timedelta(days=6), timeout=10, what="six days with no worker")
+    return stopped_at
+
+
 def scheduled(changelog: list[dict]) -> set[str]:
     return {value["patient_id"] for value in changelog if value.get("current_treatment_id")}
 
@@ -162,9 +170,7 @@ async def test_moments_that_came_due_while_no_worker_ran_fire_once_on_recovery(s
     # durably registered = in the table's changelog, which is what a new worker recovers
     await eventually(lambda: len(scheduled(watcher.raw(changelog))) == 20, timeout=30, what="20 schedules saved")
 
-    first.stop()
-    stopped_at = clock.now()
-    await eventually(lambda: clock.now() > stopped_at + timedelta(days=6), timeout=10, what="six days with no worker")
+    stopped_at = await away_six_days(first, clock)
     came_due = [t for t in timers if stopped_at < t.fire_at <= clock.now() - timedelta(hours=12)]
     assert len(came_due) >= 10
     restarted_at = clock.now()

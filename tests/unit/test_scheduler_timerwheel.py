@@ -113,3 +113,15 @@ def test_rebuilding_the_wheel_forgets_the_commands_in_flight():
     wheel.clear()
     wheel.set("b", T0, 1)
     assert wheel.pop_due(T0, LATER) == ["b"]
+
+
+def test_due_patients_are_grouped_by_the_partition_of_their_schedules_once_known():
+    wheel = TimerWheel()
+    wheel.set("a", T0, partition=2)
+    wheel.set("b", T0, partition=5)
+    wheel.set("c", T0, partition=2)
+    wheel.set("d", T0)  # stored before the form named its partition
+    assert wheel.by_partition(["a", "b", "c", "d"]) == {2: ["a", "c"], 5: ["b"], None: ["d"]}
+    wheel.set("a", None)
+    wheel.set("a", T0)  # back with nothing known: not the partition of before
+    assert wheel.by_partition(["a"]) == {None: ["a"]}

@@ -1,0 +1,200 @@
+"""A batch of the scheduler's records in memory (``services.scheduler.batch`` driven by the
+app's handlers): each patient's schedule is loaded once, every record applies to the result
+of the one before, each changed schedule is written once into its patient's changelog
+partition, and what the batch decided is collected for one flush."""
+
+from __future__ import annotations
+
+from datetime import date
+from types import SimpleNamespace
+
+import faust
+import pytest
+
+from shared.clinics import load_clinics
+from shared.clock import ManualClock
+from shared.events import ConsentChanged, TreatmentRecorded
+from shared.scheduler_events import TimerFire
+from shared.streaming import PartitionedTable
+from shared.topics import Topics
+from services.scheduler import app, domain
+from services.scheduler.batch import Batch
+from services.scheduler.domain import PatientSchedule
+from services.scheduler.timerwheel import TimerWheel
+from tests.unit.test_scheduler_domain import at, patient, treatment
+
+NOW = at("2026-01-05T18:00:00+00:00")
+
+
+def deps(stored: dict | None = None) -> app.Deps:
+    runtime = SimpleNamespace(service="scheduler", topics=Topics("unit"))  # what the handlers read of it
+    return app.Deps(rt=runtime, clinics=load_clinics(None), clock=ManualClock(NOW), schedules=stored or {},  # type: ignore[arg-type]
+                    wheel=TimerWheel(), unanswered_after=NOW - NOW)
+
+
+def counting_batch(d: app.Deps) -> tuple[Batch, list[str]]:
+    loads: list[str] = []
+
+    def load(patient_id: str) -> PatientSchedule:
+        loads.append(patient_id)
+        return d.load(patient_id)
+
+    return Batch(load), loads
+
+
+def plan(d: app.Deps, batch: Batch, partition: int, topic: str, event) -> None:
+    batch.partition = partition
+    app.HANDLERS[topic](d, batch, event)
+
+
+def test_a_patient_enrolled_and_treated_in_one_batch_is_loaded_once_and_written_once():
+    d = deps()
+    batch, loads = counting_batch(d)
+    plan(d, batch, 3, "patients", patient())
+    plan(d, batch, 3, "treatments", treatment(date(2026, 1, 5)))
+    plan(d, batch, 3, "treatments", treatment(date(2026, 1, 5)))  # the same treatment again: one cycle
+
+    assert loads == ["p-1"]
+    [write] = batch.writes()
+    assert (write.patient_id, write.partition) == ("p-1", 3)
+    assert write.schedule.enrolled and write.schedule.cycle == 1 and len(write.schedule.pending) == 9
+
+
+def test_a_treatment_before_the_enrolment_in_the_same_batch_is_held_then_scheduled():
+    d = deps()
+    batch, _ = counting_batch(d)
+    plan(d, batch, 0, "treatments", treatment(date(2026, 1, 5)))
+    plan(d, batch, 0, "patients", patient())
+    [write] = batch.writes()
+    assert write.schedule.held == [] and write.schedule.cycle == 1
+
+
+def test_each_patient_is_written_into_the_partition_of_its_own_records_not_the_last_record_of_the_batch():
+    d = deps()
+    batch, _ = counting_batch(d)
+    for n, partition in ((1, 5), (2, 0), (3, 7)):
+        plan(d, batch, partition, "patients", patient(patient_id=f"p-{n}"))
+    assert {(w.patient_id, w.partition) for w in batch.writes()} == {("p-1", 5), ("p-2", 0), ("p-3", 7)}
+
+
+def test_events_of_every_patient_in_the_batch_are_collected_in_order_for_one_flush():
+    d = deps()
+    batch, _ = counting_batch(d)
+    for n in (1, 2):
+        plan(d, batch, n, "patients", patient(patient_id=f"p-{n}"))
+        late = TreatmentRecorded(treatment_id=f"t-{n}", patient_id=f"p-{n}", clinic_id="rocklin",
+                                 administered_on=date(2025, 10, 1))  # days 2, 7, ... are stale
+        plan(d, batch, n, "treatments", late)
+
+    patients = [p for p, _ in batch.emit]
+    assert patients == sorted(patients) and set(patients) == {"p-1", "p-2"}
+    assert all(event.type == "timer.skipped" for _, event in batch.emit)
+    assert batch.skipped() == [event for _, event in batch.emit]
+    batch.published()
+    assert batch.emit == [] and len(batch.writes()) == 2  # a retried flush sends nothing twice, writes again
+
+
+def test_a_schedule_only_read_in_a_batch_is_not_written_back():
+    d = deps()
+    batch, _ = counting_batch(d)
+    plan(d, batch, 0, "scheduler_commands", TimerFire(patient_id="p-1", at=NOW))
+    assert batch.writes() == [] and batch.emit == []
+    assert [(s.patient_id, partition) for s, partition in batch.armed()] == [("p-1", 0)]  # the wheel learns the answer
+
+
+def test_a_fire_command_in_a_batch_fires_from_the_stored_schedule_and_writes_it_once():
+    treated = domain.on_treatment(domain.on_patient(PatientSchedule(patient_id="p-1"), patient(), d_rules(), NOW).schedule,
+                                  treatment(date(2026, 1, 5)), d_rules(), NOW).schedule
+    d = deps({"p-1": domain.to_stored(treated)})
+    d.clock = ManualClock(at("2026-01-07T18:00:00+00:00"))  # day 2: the first check-in is due
+    batch, loads = counting_batch(d)
+    plan(d, batch, 2, "scheduler_commands", TimerFire(patient_id="p-1", at=d.clock.now()))
+    plan(d, batch, 2, "scheduler_commands", TimerFire(patient_id="p-1", at=d.clock.now()))  # a repeat
+
+    assert loads == ["p-1"]
+    assert [event.type for _, event in batch.emit] == ["checkin.due"]
+    [write] = batch.writes()
+    assert write.partition == 2 and any(t.event_type == "checkin.expired" for t in write.schedule.pending)
+
+
+def test_an_opt_out_and_a_fire_in_one_batch_skip_the_moment_rather_than_send_it():
+    treated = domain.on_treatment(domain.on_patient(PatientSchedule(patient_id="p-1"), patient(), d_rules(), NOW).schedule,
+                                  treatment(date(2026, 1, 5)), d_rules(), NOW).schedule
+    d = deps({"p-1": domain.to_stored(treated)})
+    d.clock = ManualClock(at("2026-01-07T18:00:00+00:00"))
+    batch, _ = counting_batch(d)
+    plan(d, batch, 1, "consent", ConsentChanged(patient_id="p-1", clinic_id="rocklin", granted=False, channel="all",
+                                                 source="sms", changed_at=d.clock.now()))
+    plan(d, batch, 1, "scheduler_commands", TimerFire(patient_id="p-1", at=d.clock.now()))
+    assert [(event.type, event.reason) for _, event in batch.emit] == [("timer.skipped", "no consent")]
+
+
+def d_rules():
+    return load_clinics(None).require("rocklin").rules
+
+
+class RecordingTable(PartitionedTable):
+    """The real table class with the changelog send recorded instead of produced."""
+
+    def send_changelog(self, partition, key, value, key_serializer=None, value_serializer=None):  # noqa: ANN001
+        self.sent.append((partition, key))
+        return SimpleNamespace(message=SimpleNamespace(partition=partition))
+
+
+def test_a_write_naming_its_partition_goes_to_that_changelog_partition():
+    faust_app = faust.App("unit-partitioned", broker="kafka://127.0.0.1:1")
+    table = RecordingTable(faust_app, name="schedules", default=None, partitions=8)
+    table.sent = []
+    table.set_in_partition(6, "p-1", {"v": 2})
+    table.set_in_partition(1, "p-2", {"v": 2})
+    assert table.sent == [(6, "p-1"), (1, "p-2")]
+    assert table["p-1"] == {"v": 2}
+    with pytest.raises(TypeError, match="outside of stream"):  # without a partition: faust's current event, none here
+        table["p-3"] = {"v": 2}
+
+
+def test_one_fire_command_naming_several_patients_fires_each_of_them_in_its_partition():
+    treated = domain.on_treatment(domain.on_patient(PatientSchedule(patient_id="p-1"), patient(), d_rules(), NOW).schedule,
+                                  treatment(date(2026, 1, 5)), d_rules(), NOW).schedule
+    stored = {f"p-{n}": domain.to_stored(treated.model_copy(update={"patient_id": f"p-{n}"}), 4) for n in (1, 2, 3)}
+    d = deps(stored)
+    d.clock = ManualClock(at("2026-01-07T18:00:00+00:00"))
+    batch, loads = counting_batch(d)
+    plan(d, batch, 4, "scheduler_commands", TimerFire(patient_id="p-1", also=["p-2", "p-3"], at=d.clock.now()))
+    assert loads == ["p-1", "p-2", "p-3"]
+    assert [(p, event.type) for p, event in batch.emit] == [("p-1", "checkin.due"), ("p-2", "checkin.due"), ("p-3", "checkin.due")]
+    assert {(w.patient_id, w.partition) for w in batch.writes()} == {("p-1", 4), ("p-2", 4), ("p-3", 4)}
+
+
+def test_due_patients_are_commanded_in_groups_sent_to_their_partition_and_singly_where_it_is_unknown():
+    patients = [f"p-{n}" for n in range(450)]
+    commands = app.fire_commands({3: patients, None: ["old-1", "old-2"]}, NOW)
+    grouped = [(partition, [c.patient_id, *c.also]) for partition, c in commands if partition is not None]
+    assert [partition for partition, _ in grouped] == [3, 3, 3]
+    assert [len(named) for _, named in grouped] == [200, 200, 50]
+    assert [p for _, named in grouped for p in named] == patients  # each once, in order
+    assert [(partition, c.patient_id, c.also) for partition, c in commands if partition is None] == \
+        [(None, "old-1", []), (None, "old-2", [])]
+
+
+def test_a_patient_whose_clinic_left_the_clinics_file_does_not_hold_up_the_others_in_a_fire_command():
+    treated = domain.on_treatment(domain.on_patient(PatientSchedule(patient_id="p-1"), patient(), d_rules(), NOW).schedule,
+                                  treatment(date(2026, 1, 5)), d_rules(), NOW).schedule
+    gone = treated.model_copy(update={"patient_id": "p-2", "clinic_id": "closed"})
+    d = deps({"p-1": domain.to_stored(treated, 4), "p-2": domain.to_stored(gone, 4),
+              "p-3": domain.to_stored(treated.model_copy(update={"patient_id": "p-3"}), 4)})
+    d.clock = ManualClock(at("2026-01-07T18:00:00+00:00"))
+    batch, _ = counting_batch(d)
+    plan(d, batch, 4, "scheduler_commands", TimerFire(patient_id="p-1", also=["p-2", "p-3"], at=d.clock.now()))
+    assert [p for p, _ in batch.emit] == ["p-1", "p-3"]
+    assert "p-2" not in {w.patient_id for w in batch.writes()} and "p-2" not in {s.patient_id for s, _ in batch.armed()}
+
+
+def test_the_last_write_of_each_partition_is_set_apart_and_every_write_is_kept_once():
+    d = deps()
+    batch, _ = counting_batch(d)
+    for n, partition in ((1, 5), (2, 0), (3, 5), (4, 5), (5, 0)):
+        plan(d, batch, partition, "patients", patient(patient_id=f"p-{n}"))
+    earlier, last = batch.writes_last_apart()
+    assert [w.patient_id for w in earlier] == ["p-1", "p-2", "p-3"]
+    assert sorted((w.partition, w.patient_id) for w in last) == [(0, "p-5"), (5, "p-4")]
