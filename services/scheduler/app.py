@@ -72,7 +72,7 @@ class Deps:
         return domain.from_stored(stored) if stored else domain.PatientSchedule(patient_id=patient_id)
 
     def arm(self, schedule: domain.PatientSchedule, partition: int) -> None:
-        self.wheel.set(schedule.patient_id, schedule.next_fire_at(), len(schedule.pending) + len(schedule.held), partition)
+        self.wheel.set(schedule.patient_id, schedule.next_fire_at(), schedule.timer_count, partition)
 
 
 # --- planning: each handler applies one event to the batch's schedules (no I/O) ----------

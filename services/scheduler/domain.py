@@ -85,6 +85,11 @@ class PatientSchedule(BaseModel):
         """The clinic whose rules apply: the patient's, or that of a held treatment."""
         return self.clinic_id or next((t.clinic_id for t in self.held), None)
 
+    @property
+    def timer_count(self) -> int:
+        """Timers the schedule holds, pending and held (the pending-timers figure)."""
+        return len(self.pending) + len(self.held)
+
     def next_fire_at(self) -> datetime | None:
         moments = [t.fire_at for t in self.pending]
         if self.held and self.held_until is not None:
@@ -121,7 +126,7 @@ def to_stored(schedule: PatientSchedule, partition: int | None = None) -> dict:
     stored["pending"] = [list(_timer_fields(timer)) for timer in stored["pending"]]
     following = schedule.next_fire_at()
     return stored | {"v": STORED_VERSION, "next": following.isoformat() if following else None,
-                     "timers": len(schedule.pending) + len(schedule.held), "p": partition}
+                     "timers": schedule.timer_count, "p": partition}
 
 
 def from_stored(stored: dict) -> PatientSchedule:
