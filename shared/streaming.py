@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -21,6 +21,7 @@ from shared import metrics
 from shared.broker import ensure_topics, ping
 from shared.codec import DecodeError, capped, dead_letter, dead_letter_key, decode_record, encode
 from shared.config import Settings
+from shared.end_offsets import trusted_end_offsets
 from shared.endpoints import not_found_middleware, parse_urls
 from shared.events import Event
 from shared.fetch_wait import FetchWait, adapt
@@ -49,6 +50,16 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         await super().on_start()
         # quiet consumers fetch less often (shared.fetch_wait): most of an idle pipeline's CPU
         adapt(self._consumer._fetcher, FetchWait.from_settings(self.app.conf.cyclecare_settings))  # noqa: SLF001
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        """The end offsets a table recovers up to (faust's ``Recovery`` asks for them at
+        every assignment): ListOffsets raised to the high watermark a Fetch reports, since
+        the embedded broker's ListOffsets can point inside a partition's last batch
+        (``shared.end_offsets``). Inside a Kafka transaction faust's own answer stands."""
+        listed = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return listed
+        return await trusted_end_offsets(self._ensure_consumer()._client, listed)  # noqa: SLF001
 
 
 class _Consumer(aiokafka_driver.Consumer):

@@ -13,8 +13,11 @@ from shared.readiness import NotReady, wait_until_ready
 
 
 class WorkerProcess:
-    def __init__(self, service: str, env: dict[str, str], log_dir: Path) -> None:
+    """A worker process; ``module`` runs another worker module (``python -m MODULE``) instead."""
+
+    def __init__(self, service: str, env: dict[str, str], log_dir: Path, *, module: str | None = None) -> None:
         self.service = service
+        self.argv = ["-m", module] if module else ["-m", "services.cli", "worker", service]
         self.port = free_port()
         self.env = os.environ | env | {"CYCLECARE_HTTP_PORT": str(self.port), "CYCLECARE_HTTP_HOST": "127.0.0.1"}
         self.log_path = log_dir / f"{service}-{self.port}.log"
@@ -27,7 +30,7 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         log = open(self.log_path, "ab")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", self.service],
+            [sys.executable, *self.argv],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2],
         )
         return self
