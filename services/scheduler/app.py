@@ -141,17 +141,7 @@ async def flush(d: Deps, batch: Batch) -> None:
     for event in batch.skipped():
         log.info("%s", skipped_line(event))
     batch.published()
-    # Each partition's last write goes out on its own, after the others are on the broker.
-    # A worker recovering the table from the embedded broker stopped short of the rest of a
-    # partition's last produced batch (the durability test's restarted worker held the
-    # timers of about 8 of 20 patients: one a partition); with this it recovers them all.
-    # One more round trip per batch, harmless on Apache Kafka.
-    earlier, last = batch.writes_last_apart()
-    for write in earlier:
-        store(d, write)
-    if earlier:
-        await d.rt.app.producer.flush()
-    for write in last:
+    for write in batch.writes():
         store(d, write)
     d.indexed = len(d.schedules)
     for schedule, partition in batch.armed():

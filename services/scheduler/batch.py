@@ -50,13 +50,6 @@ class Batch:
     def writes(self) -> list[Write]:
         return [Write(p, partition, self.schedules[p]) for p, partition in self.changed.items()]
 
-    def writes_last_apart(self) -> tuple[list[Write], list[Write]]:
-        """The writes, with the last one of each partition set apart (see ``app.flush``)."""
-        writes = self.writes()
-        last = {write.partition: write for write in writes}
-        kept = {id(write) for write in last.values()}
-        return [write for write in writes if id(write) not in kept], list(last.values())
-
     def unchanged(self, patient_id: str) -> None:
         """A fire command answered with nothing to change: the timer index still learns so."""
         self.rearm[patient_id] = self.partition

@@ -189,12 +189,3 @@ def test_a_patient_whose_clinic_left_the_clinics_file_does_not_hold_up_the_other
     assert [p for p, _ in batch.emit] == ["p-1", "p-3"]
     assert "p-2" not in {w.patient_id for w in batch.writes()} and "p-2" not in {s.patient_id for s, _ in batch.armed()}
 
-
-def test_the_last_write_of_each_partition_is_set_apart_and_every_write_is_kept_once():
-    d = deps()
-    batch, _ = counting_batch(d)
-    for n, partition in ((1, 5), (2, 0), (3, 5), (4, 5), (5, 0)):
-        plan(d, batch, partition, "patients", patient(patient_id=f"p-{n}"))
-    earlier, last = batch.writes_last_apart()
-    assert [w.patient_id for w in earlier] == ["p-1", "p-2", "p-3"]
-    assert sorted((w.partition, w.patient_id) for w in last) == [(0, "p-5"), (5, "p-4")]
