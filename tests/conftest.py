@@ -98,8 +98,8 @@ def worker_env(broker: EmbeddedBroker, topics: Topics, fake_twilio: FakeTwilio, 
 async def start_worker(worker_env: dict[str, str], tmp_path: Path) -> AsyncIterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    async def start(service: str, **extra_env: str) -> WorkerProcess:
-        process = WorkerProcess(service, worker_env | extra_env, tmp_path).start()
+    async def start(service: str, *, module: str | None = None, **extra_env: str) -> WorkerProcess:
+        process = WorkerProcess(service, worker_env | extra_env, tmp_path, module=module).start()
         started.append(process)
         await process.wait_ready()
         return process

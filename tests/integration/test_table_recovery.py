@@ -5,8 +5,6 @@ embedded broker's ListOffsets points at the first record of a partition's last b
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -14,32 +12,17 @@ from aiokafka import AIOKafkaProducer
 
 from shared.broker import EmbeddedBroker, ensure_topics
 from shared.topics import Topics
-from tests.conftest import PARTITIONS
 from tests.support import table_worker
 from tests.support.kafka import eventually, eventually_async
 from tests.support.workers import WorkerProcess
 
 KEYS_PER_RECORD = 10  # written in one go: one produce batch of several changelog records
 RECORDS_PER_PARTITION = 3
+WORKER = "tests.support.table_worker"
 
 
 def keys_of(round_: int, partition: int) -> list[str]:
     return [f"k{round_}-{partition}-{n}" for n in range(KEYS_PER_RECORD)]
-
-
-@pytest.fixture
-async def table_workers(worker_env: dict[str, str], tmp_path: Path) -> AsyncIterator[Callable[[], WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    async def start() -> WorkerProcess:
-        worker = WorkerProcess(table_worker.SERVICE, worker_env, tmp_path, module="tests.support.table_worker").start()
-        started.append(worker)
-        await worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
 
 
 async def table_keys(worker: WorkerProcess) -> list[str]:
@@ -47,14 +30,14 @@ async def table_keys(worker: WorkerProcess) -> list[str]:
         return await response.json()
 
 
-async def write_in_batches(broker: EmbeddedBroker, topic: str) -> list[str]:
+async def write_in_batches(broker: EmbeddedBroker, topic: str, partitions: int) -> list[str]:
     """Every partition gets several records, each naming KEYS_PER_RECORD keys to write."""
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
     await producer.start()
     written: list[str] = []
     try:
         for round_ in range(RECORDS_PER_PARTITION):
-            for partition in range(PARTITIONS):
+            for partition in range(partitions):
                 keys = keys_of(round_, partition)
                 await producer.send_and_wait(topic, json.dumps(keys).encode(), key=b"w", partition=partition)
                 written += keys
@@ -64,19 +47,19 @@ async def write_in_batches(broker: EmbeddedBroker, topic: str) -> list[str]:
 
 
 async def test_a_restarted_worker_recovers_every_key_of_a_table_written_in_multi_record_batches(
-        broker, topics: Topics, table_workers, watch):
-    writes = topics.name(table_worker.WRITES)
-    await ensure_topics(broker.bootstrap_servers, [writes], PARTITIONS)
-    first = await table_workers()
+        broker, topics: Topics, worker_env, start_worker, watch):
+    writes, partitions = topics.name(table_worker.WRITES), int(worker_env["CYCLECARE_PARTITIONS"])
+    await ensure_topics(broker.bootstrap_servers, [writes], partitions)
+    first = await start_worker(table_worker.SERVICE, module=WORKER)
     changelog = await watch(table_worker.changelog(topics.namespace))
 
-    written = await write_in_batches(broker, writes)
+    written = await write_in_batches(broker, writes, partitions)
     await eventually(lambda: len(changelog.records) >= len(written), timeout=60,
                      what="every table write on the changelog (read back, not counted by end offsets)")
     assert await table_keys(first) == written
     first.stop()
 
-    second = await table_workers()
+    second = await start_worker(table_worker.SERVICE, module=WORKER)
 
     async def lost() -> list[str]:
         return sorted(set(written) - set(await table_keys(second)))
