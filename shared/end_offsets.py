@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 TP = TypeVar("TP", bound=tuple)  # a (topic, partition) named tuple: faust's TP or aiokafka's TopicPartition
 
 READ_UNCOMMITTED = 0
-# A fetch at the reported end brings no records from Kafka and the rest of one batch at most
+# A fetch at the reported end brings no records from Kafka and one batch at most
 # from the embedded broker; the cap keeps it small on a broker that would send more.
 PARTITION_MAX_BYTES = 1024
 # Kafka answers at once (min bytes 0); the embedded broker answers a fetch allowed no wait at
