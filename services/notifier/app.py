@@ -196,10 +196,8 @@ def build(
     wall: Clock | None = None,
 ) -> Runtime:
     """Make the dependencies once, then wire each handler of :data:`HANDLERS` to its topic."""
-    rt = Runtime("notifier", settings)
-    # ledger writes and message.sent records go out in the producer's batches, not one
-    # request each; Faust flushes the producer before every offset commit (at-least-once kept)
-    rt.app.conf.producer_linger = PRODUCER_LINGER_SECONDS
+    # ledger writes and message.sent records go out in the producer's batches, not one request each
+    rt = Runtime("notifier", settings, producer_linger=PRODUCER_LINGER_SECONDS)
     clock, wall = clock or SystemClock(), wall or SystemClock()
     contacts = Contacts(rt.table("contacts"))
     deliverer = Deliverer(rt, rt.table("ledger"), contacts, sms_gate(settings), sms, email, clock, wall, rt.table("undelivered"))
