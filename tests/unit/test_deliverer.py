@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.notifier import domain
+from services.notifier import app, domain
+from services.notifier.alert_book import AlertBook
 from services.notifier.adapters.fake import FakeEmailSender, FakeSmsSender
 from services.notifier.adapters.ports import CredentialsRejected, RecipientOptedOut, RecipientUnreachable, RetryLater
 from services.notifier.contacts import Contacts
@@ -159,3 +160,17 @@ async def test_counting_a_message_reuses_the_metrics_child_of_its_labels():
     before = metrics.MESSAGES.labels("sms", "sent")._value.get()
     counted(metrics.MESSAGES, "sms", "sent").inc()
     assert metrics.MESSAGES.labels("sms", "sent")._value.get() == before + 1
+
+
+async def test_receipts_on_the_notifiers_internal_topic_count_toward_the_patients_streak_but_a_clinicians_do_not(
+    setup: Setup,
+):
+    deps = app.Deps(setup.rt, load_clinics(None), setup.contacts, setup.deliverer, {}, ManualClock(T0), setup.wall,  # type: ignore[arg-type]
+                    AlertBook({}))
+    for n in range(UNDELIVERED_LIMIT):
+        await app.on_internal(deps, "p-ana", undelivered(n).model_copy(update={"kind": "alert"}))
+    assert setup.rt.of(ClinicianAlert) == []
+    for n in range(UNDELIVERED_LIMIT):
+        await app.on_internal(deps, "p-ana", undelivered(100 + n))
+    [alert] = setup.rt.of(ClinicianAlert)
+    assert alert.reasons == ["unreachable"]
