@@ -101,7 +101,9 @@ class PartitionedTable(faust.Table):
 class Runtime:
     """One service's Faust app with its topics, DLQ and HTTP routes."""
 
-    def __init__(self, service: str, settings: Settings) -> None:
+    def __init__(self, service: str, settings: Settings, *, producer_linger: float = 0.0) -> None:
+        """``producer_linger``: seconds the producer waits to fill a request (Faust flushes it
+        before every offset commit, so a linger keeps at-least-once)."""
         self.service = service
         self.settings = settings
         self.topics = Topics(settings.topic_namespace)
@@ -119,7 +121,7 @@ class Runtime:
             broker_session_timeout=max(10.0, min(settings.rebalance_timeout, 60.0)),
             broker_heartbeat_interval=min(3.0, settings.rebalance_timeout / 3),
             broker_commit_interval=1.0,
-            producer_linger=0.0,
+            producer_linger=producer_linger,
             stream_wait_empty=False,
             consumer_auto_offset_reset="earliest",
         )

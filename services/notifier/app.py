@@ -150,6 +150,8 @@ async def on_internal(d: Deps, key: str, event: Event) -> None:
         d.digests[event.clinic_id] = entry | {"lines": entry["lines"] | {event.item_key: event.item}}
     elif isinstance(event, DigestDue):
         await send_digest(d, d.clinics.require(event.clinic_id), event.day)
+    elif isinstance(event, (MessageDelivered, MessageFailed)):  # a receipt, from the status webhook
+        await on_receipt(d, key, event)
 
 
 async def send_digest(d: Deps, clinic: Clinic, day: date) -> None:
@@ -164,10 +166,10 @@ async def send_digest(d: Deps, clinic: Clinic, day: date) -> None:
     d.digests[clinic.id] = {"lines": remaining, "sent_on": day.isoformat()}
 
 
-async def on_delivery(d: Deps, key: str, event: Event) -> None:
-    """Receipts for patients' SMS (only receipts carry a provider id and come here
-    failed); a clinician's phone (alerts, digests) is not the patient's."""
-    if isinstance(event, (MessageDelivered, MessageFailed)) and event.provider_id and event.kind not in ("alert", "digest"):
+async def on_receipt(d: Deps, key: str, event: MessageDelivered | MessageFailed) -> None:
+    """Receipts for patients' SMS count toward their streak; a clinician's phone (alerts,
+    digests) is not the patient's."""
+    if event.provider_id and event.kind not in ("alert", "digest"):
         await d.deliverer.receipt(event)
 
 
@@ -184,8 +186,9 @@ async def digest_clock(d: Deps) -> None:
 
 # topic attribute -> (handler, in-flight records per agent as a multiple of CYCLECARE_NOTIFIER_IN_FLIGHT;
 # 0: one at a time, in order). The internal topic holds mostly retries asleep until their moment: cheap.
+# Not the deliveries topic: receipts come on the internal topic (adapters/status_webhook.py).
 HANDLERS: dict[str, tuple[Callable[..., Awaitable[None]], int]] = {
-    "patients": (on_patient, 0), "consent": (on_consent, 0), "deliveries": (on_delivery, 0),
+    "patients": (on_patient, 0), "consent": (on_consent, 0),
     "alert_actions": (on_alert_action, 1),
     "due": (on_due, 1), "alerts": (on_alert, 1), "outbound": (on_outbound, 1), "notifier_retry": (on_internal, 16),
 }
@@ -196,10 +199,8 @@ def build(
     wall: Clock | None = None,
 ) -> Runtime:
     """Make the dependencies once, then wire each handler of :data:`HANDLERS` to its topic."""
-    rt = Runtime("notifier", settings)
-    # ledger writes and message.sent records go out in the producer's batches, not one
-    # request each; Faust flushes the producer before every offset commit (at-least-once kept)
-    rt.app.conf.producer_linger = PRODUCER_LINGER_SECONDS
+    # ledger writes and message.sent records go out in the producer's batches, not one request each
+    rt = Runtime("notifier", settings, producer_linger=PRODUCER_LINGER_SECONDS)
     clock, wall = clock or SystemClock(), wall or SystemClock()
     contacts = Contacts(rt.table("contacts"))
     deliverer = Deliverer(rt, rt.table("ledger"), contacts, sms_gate(settings), sms, email, clock, wall, rt.table("undelivered"))

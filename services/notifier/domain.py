@@ -61,6 +61,11 @@ class Outgoing(BaseModel):
     clinic_id: str | None = None
     context: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def welcomes(self) -> bool:
+        """The patient's first message: once sent, their contact is marked welcomed (and stays so)."""
+        return self.audience == "patient" and bool(self.context.get("first_message"))
+
 
 class _NotSent(BaseModel):
     model_config = ConfigDict(frozen=True)

@@ -41,7 +41,7 @@ ON_PATIENTS_ONLY: list[tuple[bytes, bytes, str]] = [
 CONSUMERS = {
     "scheduler": ("patients", "treatments", "consent", "scheduler-commands", "alerts", "alert-actions", "scheduler-alerts"),
     "survey": ("patients", "due", "consent", "survey-replies", "survey-phones", "inbound"),
-    "notifier": ("patients", "consent", "deliveries", "due", "alerts", "outbound", "notifier-retry"),
+    "notifier": ("patients", "consent", "due", "alerts", "outbound", "notifier-retry"),
 }
 
 

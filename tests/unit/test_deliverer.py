@@ -8,16 +8,19 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.notifier import domain
+from services.notifier import app, domain
+from services.notifier.alert_book import AlertBook
 from services.notifier.adapters.fake import FakeEmailSender, FakeSmsSender
 from services.notifier.adapters.ports import CredentialsRejected, RecipientOptedOut, RecipientUnreachable, RetryLater
 from services.notifier.contacts import Contacts
-from services.notifier.deliverer import Deliverer
+from services.notifier.deliverer import Deliverer, counted
 from services.notifier.delivery import HALT_SECONDS
 from services.notifier.receipts import UNDELIVERED_LIMIT
 from services.notifier.throttle import PriorityGate
+from shared import metrics
+from shared.clinics import load_clinics
 from shared.clock import ManualClock
-from shared.events import ClinicianAlert, ConsentChanged, Event, MessageDelivered, MessageFailed, MessageSent
+from shared.events import ClinicianAlert, ConsentChanged, Event, MessageDelivered, MessageFailed, MessageSent, ReminderDue
 from shared.notifier_events import RetryScheduled
 
 T0 = datetime(2026, 5, 19, 17, tzinfo=timezone.utc)
@@ -128,3 +131,46 @@ async def test_a_delivered_receipt_ends_the_streak(setup: Setup):
                                                    kind="booking_reminder", provider_id="SM-ok"))
     await setup.deliverer.receipt(undelivered(99))
     assert setup.rt.of(ClinicianAlert) == []
+
+
+def due(n: int) -> ReminderDue:
+    return ReminderDue(event_id=f"due-{n}", patient_id="p-ana", clinic_id="rocklin", treatment_id="t-1", cycle=1,
+                       due_at=T0, day=70)
+
+
+async def test_only_a_patients_first_message_carries_the_opt_out_line_and_it_marks_them_welcomed(setup: Setup):
+    clinic = load_clinics(None).require("rocklin")
+    for n in (1, 2):
+        await setup.deliverer.execute(domain.on_due(due(n), setup.contacts.get("p-ana"), clinic))
+    first, second = (s.body for s in setup.sms.sent)
+    assert "Reply STOP to opt out" in first and "STOP" not in second
+    assert setup.contacts.get("p-ana").welcomed
+
+
+async def test_a_first_message_keeps_a_consent_change_that_came_while_it_was_being_sent(setup: Setup):
+    clinic = load_clinics(None).require("rocklin")
+    [first] = domain.on_due(due(1), setup.contacts.get("p-ana"), clinic)
+    setup.contacts.save(ANA.model_copy(update={"email": "ana@example.org", "email_opted_out": True}))
+    await setup.deliverer.execute([first])
+    assert setup.contacts.get("p-ana").welcomed and setup.contacts.get("p-ana").email_opted_out
+
+
+async def test_counting_a_message_reuses_the_metrics_child_of_its_labels():
+    assert counted(metrics.MESSAGES, "sms", "sent") is counted(metrics.MESSAGES, "sms", "sent")
+    before = metrics.MESSAGES.labels("sms", "sent")._value.get()
+    counted(metrics.MESSAGES, "sms", "sent").inc()
+    assert metrics.MESSAGES.labels("sms", "sent")._value.get() == before + 1
+
+
+async def test_receipts_on_the_notifiers_internal_topic_count_toward_the_patients_streak_but_a_clinicians_do_not(
+    setup: Setup,
+):
+    deps = app.Deps(setup.rt, load_clinics(None), setup.contacts, setup.deliverer, {}, ManualClock(T0), setup.wall,  # type: ignore[arg-type]
+                    AlertBook({}))
+    for n in range(UNDELIVERED_LIMIT):
+        await app.on_internal(deps, "p-ana", undelivered(n).model_copy(update={"kind": "alert"}))
+    assert setup.rt.of(ClinicianAlert) == []
+    for n in range(UNDELIVERED_LIMIT):
+        await app.on_internal(deps, "p-ana", undelivered(100 + n))
+    [alert] = setup.rt.of(ClinicianAlert)
+    assert alert.reasons == ["unreachable"]

@@ -38,7 +38,7 @@ SERVICES = ("scheduler", "notifier", "survey")
 # What each service's consumer group reads (the Faust agents' topics).
 CONSUMES = {
     "scheduler": {"patients", "treatments", "consent", "scheduler-commands", "alerts", "alert-actions", "scheduler-alerts"},
-    "notifier": {"due", "alerts", "outbound", "consent", "notifier-retry", "patients", "deliveries", "alert-actions"},
+    "notifier": {"due", "alerts", "outbound", "consent", "notifier-retry", "patients", "alert-actions"},
     "survey": {"inbound", "due", "patients", "consent", "survey-phones", "survey-replies", "alerts", "alert-actions",
                "survey-clinician-alerts"},
 }

@@ -205,6 +205,17 @@ async def test_a_signed_sms_with_an_oversized_message_sid_gets_422_and_nothing_r
     assert rt.published == []
 
 
+async def test_a_signed_receipt_is_published_for_every_reader_and_on_the_notifiers_own_topic_for_the_streak(edge):
+    client, rt = edge
+    form = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "undelivered", "ErrorCode": "30005"}
+    path = "/twilio/status?m=due-1-reminder&p=p-ana&c=rocklin&k=booking_reminder&a=p"
+    response = await client.post(path, data=form, headers=signature(form, path))
+    assert response.status == 204
+    assert sorted(topic for topic, _, _ in rt.published) == sorted([rt.topics.deliveries, rt.topics.notifier_retry])
+    assert {(key, event.type, event.message_key) for _, key, event in rt.published} == {
+        ("p-ana", "message.failed", "due-1-reminder")}
+
+
 async def test_a_signed_status_callback_with_an_oversized_sid_gets_422(edge):
     client, rt = edge
     form = {"MessageSid": "SM" + "9" * 20_000, "MessageStatus": "delivered"}

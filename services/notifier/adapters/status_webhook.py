@@ -1,15 +1,18 @@
 """``POST /twilio/status``: Twilio's delivery receipts, signature checked, published as
-``message.delivered`` / ``message.failed`` on the deliveries topic (keyed by patient)."""
+``message.delivered`` / ``message.failed`` on the deliveries topic (keyed by patient), and
+the same event on the notifier's internal topic, where the patient's partition owner counts
+the streak of undelivered ones. The notifier does not read the deliveries topic: it would
+read back every ``message.sent`` it writes, a second record per message for nothing."""
 
 from __future__ import annotations
 
+import asyncio
 
 from aiohttp import web
 
 from shared.streaming import Runtime
 from shared.twilio_signature import twilio_webhook
 from services.notifier.receipts import TAGS, receipt_event
-
 
 
 def add_status_webhook(rt: Runtime) -> None:
@@ -23,5 +26,8 @@ def add_status_webhook(rt: Runtime) -> None:
         tags = {k: request.query[k] for k in TAGS if k in request.query}
         event = receipt_event(form, tags)
         if event is not None:
-            await rt.emit(event.patient_id or event.clinic_id or "", event, wait=True)
+            key = event.patient_id or event.clinic_id or ""
+            # answered once both are acknowledged: else Twilio calls again (the event id is the same)
+            await asyncio.gather(*(rt.publish(topic, key, event, wait=True)
+                                   for topic in (rt.topics.of(event), rt.topics.notifier_retry)))
         return web.Response(status=204)
