@@ -7,6 +7,7 @@ Pure functions over pydantic models; ``now`` is always an argument. The Faust wi
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -343,11 +344,19 @@ def place(start: date, day: int, event_type: str, tz: str, rules: ClinicRules) -
     return when if event_type == "cycle.overdue" else next_allowed(when, tz, rules)
 
 
+@lru_cache(maxsize=4096)
+def cycle_calendar(
+    start: date, tz: str, rules: ClinicRules, interval_weeks: int | None
+) -> tuple[tuple[int, EventType, str | None, datetime], ...]:
+    """Every moment of a cycle begun on ``start`` as (day, event type, kind, when). Patients
+    treated on the same day in the same timezone under the same rules share one calendar, so
+    it is kept (placing moments in local time was a third of planning a treatment; issue 16)."""
+    return tuple((d, e, k, place(start, d, e, tz, rules)) for d, e, k in cycle_moments(rules, interval_weeks))
+
+
 def make_timer(
-    treatment: TreatmentRecorded, cycle: int, day: int, event_type: EventType, kind: str | None,
-    tz: str, rules: ClinicRules,
+    treatment: TreatmentRecorded, cycle: int, day: int, event_type: EventType, kind: str | None, when: datetime
 ) -> Timer:
-    when = place(treatment.administered_on, day, event_type, tz, rules)
     checkin_id = deterministic_id(treatment.treatment_id, kind, day) if event_type == "checkin.due" else None
     return Timer(
         timer_id=deterministic_id(treatment.treatment_id, event_type, kind, day),
@@ -365,8 +374,8 @@ def plan_cycle(
     treatment: TreatmentRecorded, cycle: int, tz: str, rules: ClinicRules, now: datetime
 ) -> tuple[list[Timer], list[Timer]]:
     """The timers of a new cycle, and those skipped as stale (a backdated treatment)."""
-    moments = cycle_moments(rules, treatment.interval_weeks)
-    timers = [make_timer(treatment, cycle, d, e, k, tz, rules) for d, e, k in moments]
+    calendar = cycle_calendar(treatment.administered_on, tz, rules, treatment.interval_weeks)
+    timers = [make_timer(treatment, cycle, d, e, k, when) for d, e, k, when in calendar]
     stale = [t for t in timers if t.patient_facing and t.fire_at < now - STALE_AFTER]
     return [t for t in timers if t not in stale], stale
 
