@@ -5,6 +5,7 @@ partition, and what the batch decided is collected for one flush."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from types import SimpleNamespace
 
@@ -198,3 +199,17 @@ def test_the_last_write_of_each_partition_is_set_apart_and_every_write_is_kept_o
     earlier, last = batch.writes_last_apart()
     assert [w.patient_id for w in earlier] == ["p-1", "p-2", "p-3"]
     assert sorted((w.partition, w.patient_id) for w in last) == [(0, "p-5"), (5, "p-4")]
+
+
+def test_the_timer_index_is_rebuilt_from_schedules_stored_in_every_form_the_table_may_hold():
+    """After a rebalance the table holds this scheduler's bytes next to values recovered from
+    a changelog that older schedulers wrote (version 2, unversioned)."""
+    treated = domain.on_treatment(domain.on_patient(PatientSchedule(patient_id="p-1"), patient(), d_rules(), NOW).schedule,
+                                  treatment(date(2026, 1, 5)), d_rules(), NOW).schedule
+    older = json.loads(domain.to_stored(treated.model_copy(update={"patient_id": "p-2"}), 6)) | {"v": 2}
+    unversioned = treated.model_copy(update={"patient_id": "p-3"}).model_dump_json().encode()
+    d = deps({"p-1": domain.to_stored(treated, 4), "p-2": json.dumps(older).encode(), "p-3": unversioned})
+    app.reindex(d)
+    assert d.wheel.timers == 27
+    due = d.wheel.pop_due(treated.next_fire_at(), retry_at=at("2026-01-08T00:00:00+00:00"))
+    assert d.wheel.by_partition(due) == {4: ["p-1"], 6: ["p-2"], None: ["p-3"]}
