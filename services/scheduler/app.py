@@ -243,7 +243,11 @@ def reindex(d: Deps) -> None:
     d.needs_rebuild, d.indexed = False, len(d.schedules)
     d.wheel.clear()
     for patient_id, stored in list(d.schedules.items()):
-        summary = domain.stored_summary(stored)  # one read of the stored bytes per patient
+        try:
+            summary = domain.stored_summary(stored)  # one read of the stored bytes per patient
+        except domain.UnknownStoredForm as exc:  # that patient's records retry and say so; the others still fire
+            log.error("cannot index the schedule of patient %s: %s", patient_id, exc)
+            continue
         d.wheel.set(patient_id, summary.next, summary.timers, summary.p)
 
 
