@@ -27,7 +27,7 @@ def new_event_id() -> str:
 
 def deterministic_id(*parts: object) -> str:
     """An id that is the same every time the same cause is seen (idempotency keys)."""
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
 def utcnow() -> datetime:

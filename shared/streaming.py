@@ -148,14 +148,17 @@ class Runtime:
             )
         return self._topic_cache[name]
 
-    def table(self, name: str, *, partitioned: bool = False) -> faust.TableT:
+    def table(self, name: str, *, partitioned: bool = False, raw_values: bool = False) -> faust.TableT:
         """A table of JSON values keyed by strings, co-partitioned with the topics; with
-        ``partitioned``, a :class:`PartitionedTable` (writes from a batch)."""
-        schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
+        ``partitioned``, a :class:`PartitionedTable` (writes from a batch); with
+        ``raw_values``, values are bytes the service encodes itself, kept and logged as they are."""
+        schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="raw" if raw_values else "json")
+        value_type = bytes if raw_values else None  # Faust picks the changelog's serializer from the value type
         if not partitioned:
-            return self.app.Table(name, default=None, schema=schema, partitions=self.settings.partitions)
+            return self.app.Table(name, default=None, schema=schema, value_type=value_type,
+                                  partitions=self.settings.partitions)
         table = PartitionedTable(self.app, name=name, default=None, beacon=self.app.tables.beacon, schema=schema,
-                                 partitions=self.settings.partitions)
+                                 value_type=value_type, partitions=self.settings.partitions)
         return self.app.tables.add(table)
 
     async def publish(self, topic: str, key: str, event: Event, *, wait: bool = False) -> Awaitable[Any]:

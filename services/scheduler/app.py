@@ -58,7 +58,7 @@ class Deps:
     rt: Runtime
     clinics: Directory
     clock: Clock
-    schedules: PartitionedTable  # patient id -> domain.PatientSchedule (stored form)
+    schedules: PartitionedTable  # patient id -> domain.PatientSchedule in its stored form (bytes)
     wheel: TimerWheel  # each patient's next moment, rebuilt from the table after a (re)assignment
     unanswered_after: timedelta  # a fire command not answered by then is sent again
     needs_rebuild: bool = True
@@ -233,15 +233,19 @@ def reindex(d: Deps) -> None:
     d.needs_rebuild, d.indexed = False, len(d.schedules)
     d.wheel.clear()
     for patient_id, stored in list(d.schedules.items()):
-        d.wheel.set(patient_id, domain.stored_next_fire_at(stored), domain.stored_timers(stored),
-                    domain.stored_partition(stored))
+        try:
+            summary = domain.stored_summary(stored)  # one read of the stored bytes per patient
+        except domain.UnknownStoredForm as exc:  # that patient's records retry and say so; the others still fire
+            log.error("cannot index the schedule of patient %s: %s", patient_id, exc)
+            continue
+        d.wheel.set(patient_id, summary.next, summary.timers, summary.p)
 
 
 def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     """Make the dependencies once, wire :data:`HANDLERS` to one batch agent over their topics,
     the tick, and the HTTP APIs (ingest, FHIR in, alert actions with their escalation timers)."""
     rt = Runtime("scheduler", settings)
-    schedules = rt.table("schedules", partitioned=True)
+    schedules = rt.table("schedules", partitioned=True, raw_values=True)  # domain.to_stored's bytes
     # a fire command not answered within 20 ticks (on the scheduler's clock) is sent again
     deps = Deps(rt, clinics, clock, schedules, TimerWheel(max_asked=FIRE_COMMANDS_IN_FLIGHT),
                 timedelta(seconds=20 * settings.tick_seconds * settings.clock_speed))

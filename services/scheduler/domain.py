@@ -7,11 +7,13 @@ Pure functions over pydantic models; ``now`` is always an argument. The Faust wi
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
-from operator import itemgetter
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
+from pydantic import BaseModel, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from shared.clinics import ClinicRules
 from shared.failures import ContractViolation
@@ -42,21 +44,43 @@ class InvalidTreatment(ContractViolation):
     """A treatment that can never be scheduled (dated in the future, say)."""
 
 
-class Timer(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Timer(msgspec.Struct, frozen=True, array_like=True):
+    """One moment of a patient's cycle. A msgspec Struct rather than a pydantic model: the
+    scheduler makes nine per treatment and loads them from its own table, trusted data that
+    needs no validation (a fifth of the cost to build); stored, it is an array of its fields in
+    this order (STORED_TIMER_FIELDS), frozen for the stored form's version."""
 
     timer_id: str
     event_type: EventType
-    kind: str | None = None  # the check-in kind, or "booking"
+    kind: str | None  # the check-in kind, or "booking"
     day: int
     fire_at: datetime
     treatment_id: str
     cycle: int
-    checkin_id: str | None = None
+    checkin_id: str | None
 
     @property
     def patient_facing(self) -> bool:
         return self.event_type in ("checkin.due", "reminder.due")
+
+    def replace(self, **changes: Any) -> Timer:
+        return msgspec.structs.replace(self, **changes)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        """Inside pydantic models (PatientSchedule, Outcome): a Timer is kept as it is; the
+        older stored forms' timers (named fields, or arrays) are converted with their types
+        checked; dumped, a timer has named fields, as before."""
+        return core_schema.no_info_plain_validator_function(
+            _as_timer, serialization=core_schema.plain_serializer_function_ser_schema(msgspec.structs.asdict))
+
+
+def _as_timer(value: Any) -> Timer:
+    if isinstance(value, Timer):
+        return value
+    if isinstance(value, dict):
+        value = [value.get(name) for name in STORED_TIMER_FIELDS]
+    return msgspec.convert(value, Timer)  # a msgspec.ValidationError is a ValueError: pydantic reports it
 
 
 class PatientSchedule(BaseModel):
@@ -98,19 +122,58 @@ class PatientSchedule(BaseModel):
 
 
 # --- the stored form ---------------------------------------------------------------
-# A schedule in the table is the JSON of PatientSchedule with its timers as arrays in the
-# order of STORED_TIMER_FIELDS (a third of the bytes of named fields), the form's version
-# "v", and the next moment and the timer count, so that rebuilding the timer index after a
-# rebalance reads two fields per patient. Loading keeps pydantic-core's validation: it
-# measured faster than rebuilding the models without it (issue 16). A value without "v" is
-# the named-field form written before the form was versioned and loads as it always did.
+# A schedule in the table is JSON bytes in the small schema below (version 3, written and
+# read by msgspec): the fields of PatientSchedule with its timers as arrays in the order of
+# STORED_TIMER_FIELDS (a third of the bytes of named fields), the form's version "v", and
+# the next moment, the timer count and the partition, so that rebuilding the timer index
+# after a rebalance reads four fields per patient. The scheduler wrote it itself, so it
+# loads without pydantic's validation (msgspec checks each type as it decodes: twice as
+# fast to load as version 2, four times to write; bench/scheduler/planning.py); validation
+# stays at the edges (Kafka input, HTTP, CSV). Older forms still load: version 2 (the same
+# fields, a JSON object serialised by Faust) and a value without "v" (named fields, before
+# the form was versioned) go through pydantic as before.
 
-STORED_VERSION = 2
-# Frozen for version 2: a new Timer field needs a new version (a test checks they match).
+STORED_VERSION = 3
+# Frozen for versions 2 and 3: a new Timer field needs a new version (a test checks they match).
 STORED_TIMER_FIELDS = ("timer_id", "event_type", "kind", "day", "fire_at", "treatment_id", "cycle", "checkin_id")
 
 
-_timer_fields = itemgetter(*STORED_TIMER_FIELDS)
+class StoredSchedule(msgspec.Struct, tag_field="v", tag=STORED_VERSION):
+    """A :class:`PatientSchedule` in the stored form, with what the timer index reads."""
+
+    patient_id: str
+    clinic_id: str | None
+    timezone: str | None
+    enrolled: bool
+    discharged: bool
+    sms_consent: bool
+    email_consent: bool
+    treatments: dict[str, date]
+    current_treatment_id: str | None
+    cycle: int
+    pending: list[Timer]
+    held: list[dict[str, Any]]  # TreatmentRecorded as JSON: validated when loaded (rare: never-enrolled patients)
+    held_until: datetime | None
+    next: datetime | None
+    timers: int
+    p: int | None  # the partition where the schedule is kept
+
+
+class StoredSummary(msgspec.Struct):
+    """The fields of a stored schedule (version 2 or later) that the timer index reads."""
+
+    v: int | None = None
+    next: datetime | None = None
+    timers: int = 0
+    p: int | None = None
+
+
+# the fields PatientSchedule and StoredSchedule share as they are (the rest are converted)
+_SAME_FIELDS = tuple(name for name in StoredSchedule.__struct_fields__
+                     if name not in ("pending", "held", "next", "timers", "p"))
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(StoredSchedule).decode
+_decode_summary = msgspec.json.Decoder(StoredSummary).decode
 
 
 class UnknownStoredForm(Exception):
@@ -119,51 +182,102 @@ class UnknownStoredForm(Exception):
     stuck with this cause, rather than dead-lettered for a fault of the scheduler's own state."""
 
 
-def to_stored(schedule: PatientSchedule, partition: int | None = None) -> dict:
+def to_stored(schedule: PatientSchedule, partition: int | None = None) -> bytes:
     """The stored form; ``partition`` is where it is kept (the partition of the patient's
     records), so that fire commands after a restart go straight there."""
-    stored = schedule.model_dump(mode="json")
-    stored["pending"] = [list(_timer_fields(timer)) for timer in stored["pending"]]
-    following = schedule.next_fire_at()
-    return stored | {"v": STORED_VERSION, "next": following.isoformat() if following else None,
-                     "timers": schedule.timer_count, "p": partition}
+    return _encode(StoredSchedule(
+        **{name: getattr(schedule, name) for name in _SAME_FIELDS},
+        pending=schedule.pending,
+        held=[treatment.model_dump(mode="json") for treatment in schedule.held],
+        next=schedule.next_fire_at(), timers=schedule.timer_count, p=partition,
+    ))
 
 
-def from_stored(stored: dict) -> PatientSchedule:
+def from_stored(stored: bytes | dict) -> PatientSchedule:
+    """A schedule from the table (bytes), or from its JSON already parsed (a dict: how a
+    changelog reader sees it, or how Faust kept version 2)."""
+    if isinstance(stored, dict):
+        return _from_object(stored)
+    try:
+        return _loaded(_decode(stored))
+    except msgspec.ValidationError:  # an older form (or a damaged one): read what it says it is
+        return _from_object(_json_object(stored))
+    except msgspec.DecodeError as exc:
+        raise UnknownStoredForm(f"a stored schedule is not JSON ({exc})") from exc
+
+
+def _loaded(stored: StoredSchedule) -> PatientSchedule:
+    """Trusted data, written by this scheduler: built without validating it again."""
+    return PatientSchedule.model_construct(
+        **{name: getattr(stored, name) for name in _SAME_FIELDS},
+        pending=stored.pending,
+        held=[TreatmentRecorded.model_validate(treatment) for treatment in stored.held],
+    )
+
+
+def _json_object(stored: bytes) -> dict:
+    try:
+        data = msgspec.json.decode(stored)
+    except msgspec.DecodeError as exc:
+        raise UnknownStoredForm(f"a stored schedule is not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise UnknownStoredForm(f"a stored schedule is a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _from_object(stored: dict) -> PatientSchedule:
     version = stored.get("v")
     if version is None:
         return PatientSchedule.model_validate(stored)
-    if version != STORED_VERSION:
+    if version not in (2, STORED_VERSION):
         raise UnknownStoredForm(f"schedule of patient {stored.get('patient_id')!r} is stored in form {version!r}; "
-                                f"this scheduler reads forms {STORED_VERSION} and unversioned")
+                                f"this scheduler reads forms {STORED_VERSION}, 2 and unversioned")
     try:
+        if version == STORED_VERSION:
+            return _loaded(msgspec.convert(stored, StoredSchedule, strict=False))
         pending = [dict(zip(STORED_TIMER_FIELDS, timer, strict=True)) for timer in stored["pending"]]
         return PatientSchedule.model_validate({**stored, "pending": pending})
-    except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+    except (ValueError, KeyError, TypeError, msgspec.ValidationError) as exc:  # pydantic's ValidationError is a ValueError
         raise UnknownStoredForm(f"schedule of patient {stored.get('patient_id')!r} in form {version} cannot be read "
                                 f"({type(exc).__name__})") from exc
 
 
-def stored_next_fire_at(stored: dict) -> datetime | None:
-    """``next_fire_at`` of a stored schedule without loading all of it: rebuilding the timer
-    index after a rebalance touches every patient, so it must be cheap."""
+def stored_summary(stored: bytes | dict) -> StoredSummary:
+    """The next moment, timer count and partition of a stored schedule without loading all
+    of it: rebuilding the timer index after a rebalance touches every patient, so it must
+    be cheap (msgspec skips the other fields)."""
+    if not isinstance(stored, dict):
+        try:
+            summary = _decode_summary(stored)
+        except msgspec.MsgspecError as exc:
+            raise UnknownStoredForm(f"a stored schedule cannot be read ({type(exc).__name__})") from exc
+        if summary.v is not None:
+            return summary
+        stored = _json_object(stored)
     if stored.get("v") is not None:
         following = stored["next"]
-        return datetime.fromisoformat(following) if following else None
+        return StoredSummary(stored["v"], datetime.fromisoformat(following) if following else None,
+                             stored["timers"], stored.get("p"))
     moments = [t["fire_at"] for t in stored.get("pending", ())]
     if stored.get("held") and stored.get("held_until"):
         moments.append(stored["held_until"])
-    return min((datetime.fromisoformat(m) for m in moments), default=None)
+    return StoredSummary(None, min((datetime.fromisoformat(m) for m in moments), default=None),
+                         len(stored.get("pending", ())) + len(stored.get("held", ())), None)
 
 
-def stored_partition(stored: dict) -> int | None:
+def stored_next_fire_at(stored: bytes | dict) -> datetime | None:
+    """``next_fire_at`` of a stored schedule (see :func:`stored_summary`)."""
+    return stored_summary(stored).next
+
+
+def stored_partition(stored: bytes | dict) -> int | None:
     """Where a stored schedule is kept, when its form says so."""
-    return stored.get("p") if stored.get("v") is not None else None
+    return stored_summary(stored).p
 
 
-def stored_timers(stored: dict) -> int:
+def stored_timers(stored: bytes | dict) -> int:
     """How many timers a stored schedule holds (the pending-timers figure)."""
-    return stored["timers"] if stored.get("v") is not None else len(stored.get("pending", ())) + len(stored.get("held", ()))
+    return stored_summary(stored).timers
 
 
 class Rejected(BaseModel):
@@ -231,11 +345,19 @@ def place(start: date, day: int, event_type: str, tz: str, rules: ClinicRules) -
     return when if event_type == "cycle.overdue" else next_allowed(when, tz, rules)
 
 
+@lru_cache(maxsize=4096)
+def cycle_calendar(
+    start: date, tz: str, rules: ClinicRules, interval_weeks: int | None
+) -> tuple[tuple[int, EventType, str | None, datetime], ...]:
+    """Every moment of a cycle begun on ``start`` as (day, event type, kind, when). Patients
+    treated on the same day in the same timezone under the same rules share one calendar, so
+    it is kept (placing moments in local time was a third of planning a treatment; issue 16)."""
+    return tuple((d, e, k, place(start, d, e, tz, rules)) for d, e, k in cycle_moments(rules, interval_weeks))
+
+
 def make_timer(
-    treatment: TreatmentRecorded, cycle: int, day: int, event_type: EventType, kind: str | None,
-    tz: str, rules: ClinicRules,
+    treatment: TreatmentRecorded, cycle: int, day: int, event_type: EventType, kind: str | None, when: datetime
 ) -> Timer:
-    when = place(treatment.administered_on, day, event_type, tz, rules)
     checkin_id = deterministic_id(treatment.treatment_id, kind, day) if event_type == "checkin.due" else None
     return Timer(
         timer_id=deterministic_id(treatment.treatment_id, event_type, kind, day),
@@ -253,8 +375,8 @@ def plan_cycle(
     treatment: TreatmentRecorded, cycle: int, tz: str, rules: ClinicRules, now: datetime
 ) -> tuple[list[Timer], list[Timer]]:
     """The timers of a new cycle, and those skipped as stale (a backdated treatment)."""
-    moments = cycle_moments(rules, treatment.interval_weeks)
-    timers = [make_timer(treatment, cycle, d, e, k, tz, rules) for d, e, k in moments]
+    calendar = cycle_calendar(treatment.administered_on, tz, rules, treatment.interval_weeks)
+    timers = [make_timer(treatment, cycle, d, e, k, when) for d, e, k, when in calendar]
     stale = [t for t in timers if t.patient_facing and t.fire_at < now - STALE_AFTER]
     return [t for t in timers if t not in stale], stale
 
@@ -262,12 +384,10 @@ def plan_cycle(
 def expiry_timer(fired: Timer, rules: ClinicRules, now: datetime) -> Timer:
     """The check-in closes ``checkin_expiry_hours`` after the question actually went out
     (a check-in fired late on catch-up still gets its full time to answer)."""
-    return fired.model_copy(
-        update={
-            "timer_id": deterministic_id(fired.timer_id, "expiry"),
-            "event_type": "checkin.expired",
-            "fire_at": max(fired.fire_at, now) + timedelta(hours=rules.checkin_expiry_hours),
-        }
+    return fired.replace(
+        timer_id=deterministic_id(fired.timer_id, "expiry"),
+        event_type="checkin.expired",
+        fire_at=max(fired.fire_at, now) + timedelta(hours=rules.checkin_expiry_hours),
     )
 
 
@@ -304,7 +424,7 @@ def _replace_in_zone(schedule: PatientSchedule, rules: ClinicRules) -> PatientSc
     for timer in schedule.pending:
         start = schedule.treatments.get(timer.treatment_id)
         if start is not None and timer.event_type != "checkin.expired":
-            timer = timer.model_copy(update={"fire_at": place(start, timer.day, timer.event_type, tz, rules)})
+            timer = timer.replace(fire_at=place(start, timer.day, timer.event_type, tz, rules))
         moved.append(timer)
     return schedule.model_copy(update={"pending": moved})
 
@@ -379,7 +499,7 @@ def fire_due(schedule: PatientSchedule, rules: ClinicRules, now: datetime) -> Ou
         if timer.fire_at > now:
             keep.append(timer)
         elif timer.patient_facing and not in_window(now, schedule.timezone or "UTC", rules):
-            keep.append(timer.model_copy(update={"fire_at": next_allowed(now, schedule.timezone or "UTC", rules)}))
+            keep.append(timer.replace(fire_at=next_allowed(now, schedule.timezone or "UTC", rules)))
         elif timer.patient_facing and not schedule.reachable:
             outcome.skipped.append(timer)
             outcome.emit.append(_skipped_event(schedule.patient_id, schedule.clinic_id or "", timer, now, "no consent"))

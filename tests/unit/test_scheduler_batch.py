@@ -5,6 +5,7 @@ partition, and what the batch decided is collected for one flush."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from types import SimpleNamespace
 
@@ -189,3 +190,28 @@ def test_a_patient_whose_clinic_left_the_clinics_file_does_not_hold_up_the_other
     assert [p for p, _ in batch.emit] == ["p-1", "p-3"]
     assert "p-2" not in {w.patient_id for w in batch.writes()} and "p-2" not in {s.patient_id for s, _ in batch.armed()}
 
+
+def test_the_timer_index_is_rebuilt_from_schedules_stored_in_every_form_the_table_may_hold():
+    """After a rebalance the table holds this scheduler's bytes next to values recovered from
+    a changelog that older schedulers wrote (version 2, unversioned)."""
+    treated = domain.on_treatment(domain.on_patient(PatientSchedule(patient_id="p-1"), patient(), d_rules(), NOW).schedule,
+                                  treatment(date(2026, 1, 5)), d_rules(), NOW).schedule
+    older = json.loads(domain.to_stored(treated.model_copy(update={"patient_id": "p-2"}), 6)) | {"v": 2}
+    unversioned = treated.model_copy(update={"patient_id": "p-3"}).model_dump_json().encode()
+    d = deps({"p-1": domain.to_stored(treated, 4), "p-2": json.dumps(older).encode(), "p-3": unversioned})
+    app.reindex(d)
+    assert d.wheel.timers == 27
+    due = d.wheel.pop_due(treated.next_fire_at(), retry_at=at("2026-01-08T00:00:00+00:00"))
+    assert d.wheel.by_partition(due) == {4: ["p-1"], 6: ["p-2"], None: ["p-3"]}
+
+
+def test_a_stored_schedule_that_cannot_be_read_is_left_out_of_the_timer_index_and_the_others_still_fire(caplog):
+    treated = domain.on_treatment(domain.on_patient(PatientSchedule(patient_id="p-1"), patient(), d_rules(), NOW).schedule,
+                                  treatment(date(2026, 1, 5)), d_rules(), NOW).schedule
+    d = deps({"p-1": domain.to_stored(treated, 4), "p-2": b"\x00not json"})
+    app.reindex(d)
+    assert d.wheel.timers == 9
+    assert d.wheel.pop_due(treated.next_fire_at(), retry_at=at("2026-01-08T00:00:00+00:00")) == ["p-1"]
+    assert "cannot index the schedule of patient p-2" in caplog.text
+    with pytest.raises(domain.UnknownStoredForm):  # a record of that patient is retried, not planned on nothing
+        d.load("p-2")

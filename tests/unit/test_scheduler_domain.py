@@ -96,6 +96,20 @@ def test_clinic_overrides_change_the_days_and_the_send_time():
     assert schedule.pending[0].fire_at == at("2026-01-08T17:15:00+00:00")
 
 
+def test_patients_treated_the_same_day_in_another_timezone_or_under_other_rules_get_their_own_moments():
+    """The cycle's calendar is shared by patients treated on the same day, in the same zone,
+    under the same rules, and only by them."""
+    now = at("2026-01-05T23:00:00+00:00")
+    def day2(tz: str = LA, on: date = date(2026, 1, 5), rules: ClinicRules = RULES):
+        return next(t.fire_at for t in treated(on, now, tz=tz, rules=rules).schedule.pending if t.day == 2)
+
+    assert day2() == at("2026-01-07T18:00:00+00:00")
+    assert day2("America/New_York") == at("2026-01-07T15:00:00+00:00")
+    assert day2(on=date(2026, 1, 4)) == at("2026-01-06T18:00:00+00:00")
+    assert day2(rules=ClinicRules(send_time=time(9, 0))) == at("2026-01-07T17:00:00+00:00")
+    assert day2() is day2()  # the same calendar, not placed again
+
+
 def test_a_ten_week_interval_moves_booking_and_overdue_two_weeks_earlier():
     outcome = domain.on_treatment(enrolled(), treatment(date(2026, 1, 5), interval_weeks=10), RULES,
                                   at("2026-01-05T20:00:00+00:00"))
