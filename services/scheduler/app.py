@@ -41,8 +41,9 @@ BATCH_WITHIN = 0.2
 # worker answers within the retry delay would all be sent twice.
 FIRE_COMMANDS_IN_FLIGHT = 5000
 # A fire command not answered within 20 ticks, and never sooner than this many seconds, is
-# sent again. With the 0.2 s ticks of tests and benchmarks, 20 ticks (4 s) were less than a
-# worker takes to answer the commands in flight (5,000 at ~900/s): each slice went out twice.
+# sent again. With the 0.2 s ticks of tests and benchmarks, 20 ticks (4 s) are less than a
+# worker takes to answer the commands in flight (5,000 in about 5 s): only a loop too busy
+# to tick while a batch was planned and written kept each slice from going out twice.
 UNANSWERED_AFTER_MIN_SECONDS = 30.0
 
 SKIP_REASONS = {"stale": "more than 24 h past when the treatment was recorded", "no consent": "the patient opted out"}
