@@ -224,6 +224,15 @@ async def faust_ceiling(bootstrap: str, patients: int, data: Path, timeout: floa
     return len(batch) / (done - started)
 
 
+def profile(worker: Worker, path: Path) -> subprocess.Popen:
+    """py-spy sampling ``worker`` until stopped (``pip install py-spy``); ``.txt``: collapsed
+    stacks (``--format raw``), otherwise a flame graph."""
+    form = "raw" if path.suffix == ".txt" else "flamegraph"
+    beside = Path(sys.executable).parent / "py-spy"  # installed into the venv running the bench
+    return subprocess.Popen([str(beside) if beside.exists() else "py-spy", "record", "--pid", str(worker.process.pid), "--rate", "100", "--format", form,
+                             "--output", str(path), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def rounded(value: float, digits: int) -> float | None:
     """``round``, with a figure not measured (NaN) as ``null`` in the JSON line."""
     return None if math.isnan(value) else round(value, digits)
@@ -239,7 +248,7 @@ async def main(args: argparse.Namespace) -> dict:
         print(f"embedded broker {bootstrap}; {len(batch):,} messages ({args.patients:,} patients + treatments)")
 
         plain = ceiling = float("nan")
-        if args.baselines:
+        if args.baselines and not args.catchup_only:
             plain_topics = Topics(f"plain{uuid.uuid4().hex[:6]}")
             await ensure_topics(bootstrap, plain_topics.all(), PARTITIONS)
             plain = await plain_loop(bootstrap, plain_topics, messages(args.patients, plain_topics))
@@ -265,24 +274,31 @@ async def main(args: argparse.Namespace) -> dict:
         report |= {"peak_rss_mb": round(rss), "timers_held": args.patients * TIMERS_PER_PATIENT}
         print(f"3. peak RSS of the worker holding {args.patients * TIMERS_PER_PATIENT:,} timers: {rss:,.0f} MB (aim <= 1000)")
         await asyncio.sleep(2)  # let the ingest's last commits and changelog flushes settle
-        cpu, wall = worker.cpu_seconds(), time.perf_counter()
-        await asyncio.sleep(args.idle)  # measuring an interval of idleness, not synchronising
-        idle = (worker.cpu_seconds() - cpu) / (time.perf_counter() - wall) * 100
-        report |= {"idle_cpu_percent": round(idle, 2)}
-        print(f"5. idle: the worker holding every timer, nothing to do: {idle:.1f}% of one core over {args.idle:.0f} s (aim < 5)")
+        if not args.catchup_only:
+            cpu, wall = worker.cpu_seconds(), time.perf_counter()
+            await asyncio.sleep(args.idle)  # measuring an interval of idleness, not synchronising
+            idle = (worker.cpu_seconds() - cpu) / (time.perf_counter() - wall) * 100
+            report |= {"idle_cpu_percent": round(idle, 2)}
+            print(f"5. idle: the worker holding every timer, nothing to do: {idle:.1f}% of one core over {args.idle:.0f} s (aim < 5)")
         worker.stop()
 
-        big, small = tick_cost(args.timers), tick_cost(1000)
-        report |= {"tick_us_many": round(big, 2), "tick_us_1000": round(small, 2), "tick_pending_many": args.timers,
-                   "tick_ratio": round(big / small, 2)}
-        print(f"2. tick with {args.timers:,} patients pending, none due: {big:.2f} us; with 1,000: {small:.2f} us; "
-              f"ratio {big / small:.2f} (aim <= 1.2)")
+        if not args.catchup_only:
+            big, small = tick_cost(args.timers), tick_cost(1000)
+            report |= {"tick_us_many": round(big, 2), "tick_us_1000": round(small, 2), "tick_pending_many": args.timers,
+                       "tick_ratio": round(big / small, 2)}
+            print(f"2. tick with {args.timers:,} patients pending, none due: {big:.2f} us; with 1,000: {small:.2f} us; "
+                  f"ratio {big / small:.2f} (aim <= 1.2)")
 
         catchup = Worker(bootstrap, topics.namespace, CATCHUP_CLOCK, Path(tmp))
         spawned = time.perf_counter()
         await catchup.ready()
         ready = time.perf_counter()
+        profiler = profile(catchup, args.profile) if args.profile else None
         fired = await count_due(bootstrap, topics.due, args.patients, args.timeout)
+        if profiler:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            profiler.wait(timeout=120)
+            print(f"   py-spy profile of the catch-up worker: {args.profile}")
         report |= {"catchup_s": rounded(fired - ready, 2), "catchup_incl_start_s": rounded(fired - spawned, 2),
                    "catchup_timers": args.patients, "catchup_rss_mb": round(catchup.peak_rss_mb())}
         print(f"4. catch-up: {args.patients:,} timers due while no worker ran fired in {fired - ready:.1f} s after "
@@ -300,5 +316,8 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for each phase")
     parser.add_argument("--no-baselines", dest="baselines", action="store_false",
                         help="skip the plain loop and the Faust ceiling (the ratios are then NaN)")
+    parser.add_argument("--catchup-only", action="store_true",
+                        help="ingest (needed to hold the timers), then catch-up: no baselines, idle or tick figures")
+    parser.add_argument("--profile", type=Path, help="py-spy the catch-up worker into this file (.txt: collapsed stacks)")
     figures = asyncio.run(main(parser.parse_args()))
     print(json.dumps(figures))

@@ -87,6 +87,10 @@ class TimerWheel:
         limit = now.timestamp()
         return sum(1 for stamp, _ in self._heap[:64] if stamp <= limit)
 
+    def has_room(self) -> bool:
+        """Fewer fire commands wait for an answer than ``max_asked``: a tick would send more."""
+        return not self._full()
+
     def _full(self) -> bool:
         return self.max_asked is not None and len(self._asked) >= self.max_asked
 

@@ -125,3 +125,14 @@ def test_due_patients_are_grouped_by_the_partition_of_their_schedules_once_known
     wheel.set("a", None)
     wheel.set("a", T0)  # back with nothing known: not the partition of before
     assert wheel.by_partition(["a"]) == {None: ["a"]}
+
+
+def test_the_wheel_has_room_for_more_commands_until_the_bound_is_reached_and_again_once_one_is_answered():
+    wheel = TimerWheel(max_asked=2)
+    for patient in "abc":
+        wheel.set(patient, T0, 1)
+    assert wheel.has_room()
+    wheel.pop_due(T0, LATER)
+    assert not wheel.has_room()
+    wheel.set("a", None)
+    assert wheel.has_room() and TimerWheel().has_room()
