@@ -200,10 +200,8 @@ def from_stored(stored: bytes | dict) -> PatientSchedule:
         return _from_object(stored)
     try:
         return _loaded(_decode(stored))
-    except msgspec.ValidationError:  # an older form (or a damaged one): read what it says it is
+    except msgspec.MsgspecError:  # an older form, or a damaged one (not JSON, say): read what it says it is
         return _from_object(_json_object(stored))
-    except msgspec.DecodeError as exc:
-        raise UnknownStoredForm(f"a stored schedule is not JSON ({exc})") from exc
 
 
 def _loaded(stored: StoredSchedule) -> PatientSchedule:
@@ -263,21 +261,6 @@ def stored_summary(stored: bytes | dict) -> StoredSummary:
         moments.append(stored["held_until"])
     return StoredSummary(None, min((datetime.fromisoformat(m) for m in moments), default=None),
                          len(stored.get("pending", ())) + len(stored.get("held", ())), None)
-
-
-def stored_next_fire_at(stored: bytes | dict) -> datetime | None:
-    """``next_fire_at`` of a stored schedule (see :func:`stored_summary`)."""
-    return stored_summary(stored).next
-
-
-def stored_partition(stored: bytes | dict) -> int | None:
-    """Where a stored schedule is kept, when its form says so."""
-    return stored_summary(stored).p
-
-
-def stored_timers(stored: bytes | dict) -> int:
-    """How many timers a stored schedule holds (the pending-timers figure)."""
-    return stored_summary(stored).timers
 
 
 class Rejected(BaseModel):

@@ -403,7 +403,7 @@ def test_a_treatment_in_the_future_everywhere_is_refused_even_before_enrolment()
 
 def test_the_stored_form_gives_the_same_next_moment_as_the_model():
     schedule = treated(date(2026, 1, 5), at("2026-01-05T20:00:00+00:00")).schedule
-    assert domain.stored_next_fire_at(schedule.model_dump(mode="json")) == schedule.next_fire_at()
+    assert domain.stored_summary(schedule.model_dump(mode="json")).next == schedule.next_fire_at()
     held = PatientSchedule(patient_id="p-2", held=[treatment(date(2026, 1, 5))], held_until=at("2026-01-19T20:00:00+00:00"))
-    assert domain.stored_next_fire_at(held.model_dump(mode="json")) == held.next_fire_at()
-    assert domain.stored_next_fire_at(PatientSchedule(patient_id="p-3").model_dump(mode="json")) is None
+    assert domain.stored_summary(held.model_dump(mode="json")).next == held.next_fire_at()
+    assert domain.stored_summary(PatientSchedule(patient_id="p-3").model_dump(mode="json")).next is None

@@ -122,9 +122,9 @@ def test_a_value_stored_before_the_form_was_versioned_loads_with_its_next_moment
     assert "v" not in unversioned and isinstance(unversioned["pending"][0], dict)
     for stored in (unversioned, schedule.model_dump_json().encode()):  # parsed by Faust, or raw from the changelog
         assert domain.from_stored(stored) == schedule
-        assert domain.stored_next_fire_at(stored) == schedule.next_fire_at()
-        assert domain.stored_timers(stored) == 9
-        assert domain.stored_partition(stored) is None
+        assert domain.stored_summary(stored).next == schedule.next_fire_at()
+        assert domain.stored_summary(stored).timers == 9
+        assert domain.stored_summary(stored).p is None
 
 
 def test_a_value_of_stored_version_2_loads_with_its_next_moment_timers_and_partition():
@@ -132,9 +132,9 @@ def test_a_value_of_stored_version_2_loads_with_its_next_moment_timers_and_parti
     old = version_2(fired, 5)
     for stored in (old, json.dumps(old).encode()):  # as Faust kept it, or raw from the changelog
         assert domain.from_stored(stored) == fired
-        assert domain.stored_next_fire_at(stored) == fired.next_fire_at()
-        assert domain.stored_timers(stored) == fired.timer_count
-        assert domain.stored_partition(stored) == 5
+        assert domain.stored_summary(stored).next == fired.next_fire_at()
+        assert domain.stored_summary(stored).timers == fired.timer_count
+        assert domain.stored_summary(stored).p == 5
 
 
 def test_the_stored_form_is_smaller_than_the_named_fields_it_replaces():
@@ -148,20 +148,20 @@ def test_the_stored_form_names_its_version_and_keeps_the_fields_operators_read()
     assert readable["v"] == domain.STORED_VERSION
     assert readable["patient_id"] == "p-1" and readable["current_treatment_id"] == "t-1"
     fire_at = domain.STORED_TIMER_FIELDS.index("fire_at")
-    assert domain.stored_next_fire_at(stored) == min(datetime.fromisoformat(t[fire_at]) for t in readable["pending"])
-    assert domain.stored_timers(stored) == 9
+    assert domain.stored_summary(stored).next == min(datetime.fromisoformat(t[fire_at]) for t in readable["pending"])
+    assert domain.stored_summary(stored).timers == 9
 
 
 def test_a_discharged_patient_is_stored_with_no_next_moment():
     discharged = domain.on_discharged(a_cycle(), None).schedule  # type: ignore[arg-type]
     stored = domain.to_stored(discharged)
-    assert domain.stored_next_fire_at(stored) is None and domain.stored_timers(stored) == 0
+    assert domain.stored_summary(stored).next is None and domain.stored_summary(stored).timers == 0
 
 
 def test_the_stored_form_keeps_the_partition_it_was_written_in_and_an_old_value_has_none():
     schedule = a_cycle()
-    assert domain.stored_partition(domain.to_stored(schedule, 5)) == 5
-    assert domain.stored_partition(json.loads(schedule.model_dump_json())) is None
+    assert domain.stored_summary(domain.to_stored(schedule, 5)).p == 5
+    assert domain.stored_summary(json.loads(schedule.model_dump_json())).p is None
 
 
 # --- any schedule ------------------------------------------------------------------
