@@ -211,7 +211,7 @@ async def tick(d: Deps) -> None:
     if not d.rt.ready():
         return
     now = d.clock.now()
-    if d.needs_rebuild or d.indexed != len(d.schedules):
+    if index_stale(d):
         reindex(d)
     metrics.TIMERS_PENDING.set(d.wheel.timers)
     metrics.TIMERS_OVERDUE.set(d.wheel.overdue(now))
@@ -221,7 +221,7 @@ async def tick(d: Deps) -> None:
 async def ask_again(d: Deps) -> None:
     """After a batch answered fire commands: the next slice of a catch-up goes out now,
     not at the next tick (the wheel's bound in flight still holds)."""
-    if d.wheel.has_room() and d.rt.ready() and not d.needs_rebuild and d.indexed == len(d.schedules):
+    if d.wheel.has_room() and d.rt.ready() and not index_stale(d):
         await ask(d, d.clock.now())
 
 
@@ -253,6 +253,12 @@ def unanswered_after(tick_seconds: float, clock_speed: float) -> timedelta:
     return timedelta(seconds=max(20 * tick_seconds, UNANSWERED_AFTER_MIN_SECONDS) * clock_speed)
 
 
+def index_stale(d: Deps) -> bool:
+    """The timer index may miss schedules: partitions were (re)assigned or recovered, or the
+    table holds another number of schedules than were indexed (the tick rebuilds it)."""
+    return d.needs_rebuild or d.indexed != len(d.schedules)
+
+
 def reindex(d: Deps) -> None:
     d.needs_rebuild, d.indexed = False, len(d.schedules)
     d.wheel.clear()
@@ -270,7 +276,6 @@ def build(settings: Settings, clock: Clock, clinics: Directory) -> Runtime:
     the tick, and the HTTP APIs (ingest, FHIR in, alert actions with their escalation timers)."""
     rt = Runtime("scheduler", settings)
     schedules = rt.table("schedules", partitioned=True, raw_values=True)  # domain.to_stored's bytes
-    # a fire command not answered within 20 ticks (on the scheduler's clock) is sent again
     deps = Deps(rt, clinics, clock, schedules, TimerWheel(max_asked=FIRE_COMMANDS_IN_FLIGHT),
                 unanswered_after(settings.tick_seconds, settings.clock_speed))
     add_batch_agent(deps)
