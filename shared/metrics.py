@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 READY = Gauge("cyclecare_ready", "1 when the worker is connected, assigned and recovered", ["service"])
 CONSUMED = Counter("cyclecare_events_consumed_total", "Events consumed", ["service", "topic"])
@@ -48,3 +52,9 @@ URGENT_ALERT_OLDEST_OPEN = Gauge(
     "cyclecare_urgent_alert_oldest_open_seconds", "Age of the oldest urgent alert nobody has acknowledged (0: none)"
 )
 ALERT_ESCALATIONS = Counter("cyclecare_alert_escalations_total", "Escalation pages sent (alert.escalated)", ["level"])
+
+
+@cache  # a metric's child per label values, looked up once: labels() takes a lock and builds a tuple
+def child(metric: MetricWrapperBase, *labels: str) -> Any:
+    """``metric.labels(*labels)``, for paths taken once per record or message."""
+    return metric.labels(*labels)

@@ -206,7 +206,7 @@ class Runtime:
         """Decode one record and run ``handler`` on it. A record that is not an event is
         dead-lettered; a handler failure is classified (see :meth:`until_handled`)."""
         message = record.message
-        metrics.CONSUMED.labels(self.service, message.topic).inc()
+        metrics.child(metrics.CONSUMED, self.service, message.topic).inc()
         unpacked = await self.unpack(record)
         if unpacked is None:
             return

@@ -13,10 +13,7 @@ import logging
 import time
 from collections.abc import MutableMapping
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
-
-from prometheus_client.metrics import MetricWrapperBase
 
 from shared import metrics
 from shared.clock import Clock
@@ -39,11 +36,6 @@ from services.notifier.throttle import PriorityGate
 
 log = logging.getLogger(__name__)
 PROVIDER = {"sms": "twilio", "email": "smtp"}
-
-
-@cache  # a metric's child per label values, looked up once: labels() takes a lock and builds a tuple
-def counted(metric: MetricWrapperBase, *labels: str) -> Any:
-    return metric.labels(*labels)
 
 
 def key_of(message: domain.Outgoing | domain.Suppressed | domain.Refused) -> str:
@@ -115,20 +107,20 @@ class Deliverer:
     async def perform(self, out: domain.Outgoing, outcome: Outcome, attempt: int) -> None:
         provider = PROVIDER[out.channel]
         if not isinstance(outcome, Sent):
-            counted(metrics.PROVIDER_FAILURES, provider, outcome.code or "none").inc()
+            metrics.child(metrics.PROVIDER_FAILURES, provider, outcome.code or "none").inc()
         action = delivery.after(outcome, attempt=attempt, key=out.message_key, urgent=out.urgent,
                                 to_patient=out.audience == "patient" and bool(out.patient_id))
         if isinstance(action, delivery.Record):
             await self.sent(out, action.provider_id)
         elif isinstance(action, delivery.Halt):
             self.halted_until = self.wall.now() + timedelta(seconds=action.wait)
-            counted(metrics.PROVIDER_HALTED, provider).set(1)
+            metrics.child(metrics.PROVIDER_HALTED, provider).set(1)
             log.critical("%s refused our credentials (code %s): sending stopped for %.0f s; check TWILIO_ACCOUNT_SID "
                          "and TWILIO_AUTH_TOKEN. Messages are kept and retried.", provider,
                          getattr(outcome, "code", None), action.wait)
             await self.schedule_retry(out, attempt, wait=action.wait)
         elif isinstance(action, delivery.Retry):
-            counted(metrics.MESSAGES, out.channel, "retried").inc()
+            metrics.child(metrics.MESSAGES, out.channel, "retried").inc()
             if isinstance(outcome, RetryLater) and action.attempt % 10 == 0:
                 log.warning("message %s still waiting for %s after %d attempts: %s", out.message_key[:12], provider,
                             action.attempt, outcome.reason)
@@ -138,9 +130,9 @@ class Deliverer:
 
     async def sent(self, out: domain.Outgoing, provider_id: str) -> None:
         provider = PROVIDER[out.channel]
-        counted(metrics.PROVIDER_LAST_SUCCESS, provider).set(time.time())
-        counted(metrics.PROVIDER_HALTED, provider).set(0)
-        counted(metrics.MESSAGES, out.channel, "sent").inc()
+        metrics.child(metrics.PROVIDER_LAST_SUCCESS, provider).set(time.time())
+        metrics.child(metrics.PROVIDER_HALTED, provider).set(0)
+        metrics.child(metrics.MESSAGES, out.channel, "sent").inc()
         self.ledger[out.message_key] = {"status": "sent", "provider_id": provider_id, "channel": out.channel}
         self.track_urgent(out, pending=False)
         if out.welcomes and (c := self.contacts.get(out.patient_id)) and not c.welcomed:  # read again: it may have changed
@@ -197,14 +189,14 @@ class Deliverer:
         if self.ledger.get(s.message_key):
             return
         self.ledger[s.message_key] = {"status": "suppressed"}
-        counted(metrics.MESSAGES, s.channel, "suppressed").inc()
+        metrics.child(metrics.MESSAGES, s.channel, "suppressed").inc()
         await self.report(key_of(s), MessageSuppressed(
             message_key=s.message_key, patient_id=s.patient_id, clinic_id=s.clinic_id,
             channel=s.channel, kind=s.kind, reason=s.reason,
         ))
 
     async def record_failure(self, message: domain.Outgoing | domain.Refused, error: str, code: str | None) -> None:
-        counted(metrics.MESSAGES, message.channel, "failed").inc()
+        metrics.child(metrics.MESSAGES, message.channel, "failed").inc()
         self.ledger[message.message_key] = {"status": "failed", "error": error}
         log.warning("message %s (%s) failed: %s", message.message_key[:12], message.kind, error)
         await self.report(key_of(message), MessageFailed(

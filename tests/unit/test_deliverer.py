@@ -13,11 +13,10 @@ from services.notifier.alert_book import AlertBook
 from services.notifier.adapters.fake import FakeEmailSender, FakeSmsSender
 from services.notifier.adapters.ports import CredentialsRejected, RecipientOptedOut, RecipientUnreachable, RetryLater
 from services.notifier.contacts import Contacts
-from services.notifier.deliverer import Deliverer, counted
+from services.notifier.deliverer import Deliverer
 from services.notifier.delivery import HALT_SECONDS
 from services.notifier.receipts import UNDELIVERED_LIMIT
 from services.notifier.throttle import PriorityGate
-from shared import metrics
 from shared.clinics import load_clinics
 from shared.clock import ManualClock
 from shared.events import ClinicianAlert, ConsentChanged, Event, MessageDelivered, MessageFailed, MessageSent, ReminderDue
@@ -153,13 +152,6 @@ async def test_a_first_message_keeps_a_consent_change_that_came_while_it_was_bei
     setup.contacts.save(ANA.model_copy(update={"email": "ana@example.org", "email_opted_out": True}))
     await setup.deliverer.execute([first])
     assert setup.contacts.get("p-ana").welcomed and setup.contacts.get("p-ana").email_opted_out
-
-
-async def test_counting_a_message_reuses_the_metrics_child_of_its_labels():
-    assert counted(metrics.MESSAGES, "sms", "sent") is counted(metrics.MESSAGES, "sms", "sent")
-    before = metrics.MESSAGES.labels("sms", "sent")._value.get()
-    counted(metrics.MESSAGES, "sms", "sent").inc()
-    assert metrics.MESSAGES.labels("sms", "sent")._value.get() == before + 1
 
 
 async def test_receipts_on_the_notifiers_internal_topic_count_toward_the_patients_streak_but_a_clinicians_do_not(

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from shared import metrics
 from shared.clinics import ClinicsFileError, parse_clinics
 from shared.clock import ManualClock, SimulatedClock
 from shared.codec import DecodeError, dead_letter, decode, encode
@@ -268,3 +269,10 @@ def test_every_validation_error_reads_as_field_colon_message_and_long_texts_are_
         Thing.model_validate(3)
     assert one_line(whole.value, whole="event").startswith("event: ")
     assert all(len(e["error"]) < 260 for e in field_errors(caught.value))
+
+
+def test_counting_through_a_metrics_child_reuses_the_child_of_its_labels():
+    assert metrics.child(metrics.MESSAGES, "sms", "sent") is metrics.child(metrics.MESSAGES, "sms", "sent")
+    before = metrics.MESSAGES.labels("sms", "sent")._value.get()
+    metrics.child(metrics.MESSAGES, "sms", "sent").inc()
+    assert metrics.MESSAGES.labels("sms", "sent")._value.get() == before + 1
