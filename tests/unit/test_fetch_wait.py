@@ -110,34 +110,31 @@ class FakeFetcher:
         return self.answers.pop(0)
 
 
-def test_the_fetcher_sends_each_next_request_with_the_wait_the_last_answer_calls_for():
+def fetched(answers: list[bool], client: FakeClient | None = None, answered_at_once: bool | None = None) -> FakeFetcher:
+    """A fetcher adapted for ``client``'s broker after fetches 1.5 s apart, one per answer
+    (``True``: that fetch brought records)."""
     clock = Clock()
-    fetcher = FakeFetcher([False, False, True, False])
-    adapt(fetcher, FetchWait(busy_ms=100, idle_ms=500, idle_after_s=2, answered_at_once=True, clock=clock))
+    fetcher = FakeFetcher(list(answers), client)
+    adapt(fetcher, FetchWait(busy_ms=100, idle_ms=500, idle_after_s=2, answered_at_once=answered_at_once, clock=clock))
 
-    async def fetch_four() -> None:
-        for _ in range(4):
+    async def fetch_all() -> None:
+        for _ in answers:
             clock.now += 1.5
             await fetcher._proc_fetch_request(None, 0, None)
 
-    asyncio.run(fetch_four())
+    asyncio.run(fetch_all())
+    return fetcher
+
+
+def test_the_fetcher_sends_each_next_request_with_the_wait_the_last_answer_calls_for():
+    fetcher = fetched([False, False, True, False], answered_at_once=True)
     assert fetcher.waits == [100, 100, 500, 100]
     assert fetcher._fetch_max_wait_ms == 100  # the last empty fetch came 1.5 s after records
 
 
 def quiet_waits(client: FakeClient, answered_at_once: bool | None = None) -> list[int]:
     """The waits of four empty fetches, 1.5 s apart, of a consumer adapted for ``client``'s broker."""
-    clock = Clock()
-    fetcher = FakeFetcher([False] * 4, client)
-    adapt(fetcher, FetchWait(busy_ms=100, idle_ms=500, idle_after_s=2, answered_at_once=answered_at_once, clock=clock))
-
-    async def fetch_four() -> None:
-        for _ in range(4):
-            clock.now += 1.5
-            await fetcher._proc_fetch_request(None, 0, None)
-
-    asyncio.run(fetch_four())
-    return fetcher.waits
+    return fetched([False] * 4, client, answered_at_once).waits
 
 
 def test_auto_asks_the_broker_once_and_waits_longer_on_any_cluster_but_the_embedded_one():
