@@ -74,7 +74,9 @@ async def test_an_urgent_alert_nobody_takes_pages_every_clinician_until_one_answ
         # nobody answers: at +15 simulated minutes, every clinician of Rocklin is paged
         await eventually(lambda: pages_to(fake_twilio, LEE) and pages_to(fake_twilio, PATEL), timeout=60,
                          what="the level-2 page to every clinician")
-        [page] = [e for e in seen.events(topics.alert_actions) if isinstance(e, AlertEscalated)]
+        # the page may reach the fake before the test's own consumer reads alert.escalated
+        [page] = await eventually(lambda: [e for e in seen.events(topics.alert_actions) if isinstance(e, AlertEscalated)],
+                                  what="alert.escalated")
         assert (page.level, page.repeat, sorted(page.notified)) == (2, 0, ["lee", "okafor", "patel"])
         assert page.escalated_at >= alert.raised_at + timedelta(minutes=15)
         assert f"Reply ACK {code} to take this." in pages_to(fake_twilio, PATEL)[0]
