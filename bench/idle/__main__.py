@@ -26,16 +26,7 @@ from pathlib import Path
 from shared.broker import EmbeddedBroker
 from shared.endpoints import SERVICES
 from tests.support.local_run import LocalRun
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / TICK
+from tests.support.workers import cpu_seconds
 
 
 async def percent(pids: dict[str, int], seconds: float) -> dict[str, float]:

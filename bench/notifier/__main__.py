@@ -8,7 +8,11 @@ On the embedded broker, with the fake Twilio REST server in its own process:
    N due events (ledger, rendering, the twilio client, ``message.sent`` and all);
 3. limited: the notifier with ``CYCLECARE_SMS_RATE`` (default 100/s) on a further sample.
 
-Rates are measured at the fake: (messages - 1) / (last arrival - first arrival).
+Rates are measured at the fake: (messages - 1) / (last arrival - first arrival). The
+notifier worker's CPU time per message (user + system, from /proc, over the measured
+messages only) is the steadiest figure on a shared machine. The baseline swings by a third
+from run to run, so ``--repeat N`` runs baseline and notifier alternately N times (same
+broker, same fake) and reports each pair and the median ratio.
 Prints a readable report and ends with one JSON line.
 """
 
@@ -19,6 +23,7 @@ import asyncio
 import base64
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +54,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--limited-messages", type=int, default=3_000, help="due events of the limited run (0: skip it)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds the fake Twilio waits before answering")
     parser.add_argument("--in-flight", type=int, default=64, help="CYCLECARE_NOTIFIER_IN_FLIGHT of the notifier")
+    parser.add_argument("--repeat", type=int, default=1, help="baseline/notifier pairs, run alternately")
     return parser.parse_args()
 
 
@@ -166,7 +172,8 @@ def worker_env(bootstrap: str, topics: Topics, fake: Fake, data: Path, **extra: 
 async def notifier_run(bootstrap: str, fake: Fake, http: aiohttp.ClientSession, args: argparse.Namespace,
                        count: int, rate: float, scratch: Path) -> dict:
     """Enrol the patients, start a worker, warm it up with one message per patient, then
-    measure ``count`` due events end to end."""
+    measure ``count`` due events end to end: the fake's stats and ``cpu_s``, the worker's
+    CPU seconds over them."""
     topics = Topics(f"bench{uuid.uuid4().hex[:8]}")
     await ensure_topics(bootstrap, topics.all(), PARTITIONS)
     await enrol(bootstrap, topics, args.patients)
@@ -179,22 +186,40 @@ async def notifier_run(bootstrap: str, fake: Fake, http: aiohttp.ClientSession, 
         await produce(bootstrap, topics.due, due_events("warm", args.patients, args.patients))
         await fake.wait_for(http, args.patients, timeout=60 + args.patients / rate)
         await fake.reset(http)
+        cpu = worker.cpu_seconds()
         await produce(bootstrap, topics.due, due_events("due", count, args.patients))
-        return await fake.wait_for(http, count, timeout=120 + count / min(rate, 200))
+        stats = await fake.wait_for(http, count, timeout=120 + count / min(rate, 200))
+        return stats | {"cpu_s": worker.cpu_seconds() - cpu}
     finally:
         worker.stop()
 
 
-def report(args: argparse.Namespace, base: dict, free: dict, limited: dict | None) -> dict:
-    base_rate, free_rate = rate_of(base), rate_of(free)
+def cpu_ms(run: dict) -> float:
+    return run["cpu_s"] / run["count"] * 1000
+
+
+def report(args: argparse.Namespace, pairs: list[tuple[dict, dict]], limited: dict | None) -> dict:
+    """Each pair's figures, then the medians; with one pair, the figures of that run."""
+    bases, frees = [rate_of(b) for b, _ in pairs], [rate_of(f) for _, f in pairs]
+    ratios, cpus = [f / b for b, f in zip(bases, frees)], [cpu_ms(f) for _, f in pairs]
+    for n, (base_rate, free_rate, ratio, cpu) in enumerate(zip(bases, frees, ratios, cpus), 1):
+        print(f"pair {n}: baseline {base_rate:,.0f} msg/s, notifier {free_rate:,.0f} msg/s, ratio {ratio:.2f}, "
+              f"notifier CPU {cpu:.2f} ms/message")
+    base_rate, free_rate = statistics.median(bases), statistics.median(frees)
+    ratio, cpu = statistics.median(ratios), statistics.median(cpus)
     result = {
         "messages": args.messages, "patients": args.patients, "fake_latency_s": args.latency,
         "baseline_msgs_per_s": round(base_rate, 1), "notifier_msgs_per_s": round(free_rate, 1),
-        "ratio": round(free_rate / base_rate, 3), "notifier_in_flight": args.in_flight,
+        "ratio": round(ratio, 3), "notifier_in_flight": args.in_flight, "repeat": len(pairs),
+        "ratio_median": round(ratio, 3), "ratios": [round(r, 3) for r in ratios],
+        "baselines_msgs_per_s": [round(b, 1) for b in bases], "notifiers_msgs_per_s": [round(f, 1) for f in frees],
+        "notifier_cpu_ms_per_msg": round(cpu, 3), "notifier_cpu_ms_per_msgs": [round(c, 3) for c in cpus],
     }
-    print(f"baseline (aiokafka consume -> POST, one at a time): {base['count']} messages, {base_rate:,.0f} msg/s")
-    print(f"notifier, no rate limit:                            {free['count']} messages, {free_rate:,.0f} msg/s")
-    print(f"ratio notifier / baseline:                          {result['ratio']:.2f} (aim >= 0.5, issue 16)")
+    median = "median " if len(pairs) > 1 else ""
+    print(f"baseline (aiokafka consume -> POST, one at a time): {median}{base_rate:,.0f} msg/s")
+    print(f"notifier, no rate limit:                            {median}{free_rate:,.0f} msg/s, "
+          f"{cpu:.2f} ms of worker CPU per message")
+    print(f"ratio notifier / baseline:                          {median}{ratio:.2f} (aim >= 0.5, issue 16)")
     if limited is not None:
         achieved = rate_of(limited)
         error = achieved / args.rate - 1
@@ -215,10 +240,13 @@ async def main() -> None:
         try:
             async with aiohttp.ClientSession() as http:
                 await fake.reset(http)
-                base = await baseline(broker.bootstrap_servers, fake, http, args)
-                print(f"  baseline done: {rate_of(base):,.0f} msg/s", flush=True)
-                free = await notifier_run(broker.bootstrap_servers, fake, http, args, args.messages, 1e9, scratch)
-                print(f"  notifier done: {rate_of(free):,.0f} msg/s", flush=True)
+                pairs = []
+                for n in range(1, args.repeat + 1):
+                    base = await baseline(broker.bootstrap_servers, fake, http, args)
+                    print(f"  {n}. baseline done: {rate_of(base):,.0f} msg/s", flush=True)
+                    free = await notifier_run(broker.bootstrap_servers, fake, http, args, args.messages, 1e9, scratch)
+                    print(f"  {n}. notifier done: {rate_of(free):,.0f} msg/s, {cpu_ms(free):.2f} ms CPU/message", flush=True)
+                    pairs.append((base, free))
                 limited = None
                 if args.limited_messages:
                     limited = await notifier_run(broker.bootstrap_servers, fake, http, args, args.limited_messages,
@@ -226,7 +254,7 @@ async def main() -> None:
         finally:
             fake.stop()
     print()
-    print(json.dumps(report(args, base, free, limited)))
+    print(json.dumps(report(args, pairs, limited)))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,17 @@ from pathlib import Path
 from shared.broker import free_port
 from shared.readiness import NotReady, wait_until_ready
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far (NaN once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / TICK
+
 
 class WorkerProcess:
     """A worker process; ``module`` runs another worker module (``python -m MODULE``) instead."""
@@ -55,6 +66,9 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self._process.pid) if self._process else float("nan")
 
     def kill(self) -> None:
         if self._process and self._process.poll() is None:
