@@ -210,4 +210,6 @@ class Deliverer:
             metrics.URGENT_UNDELIVERED.set(len(self.urgent_pending))
 
     async def report(self, key: str, event: Event) -> None:
-        await self.rt.emit(key, event)
+        """The outcome on ``cyclecare.deliveries``, acknowledged by the broker before the
+        record that caused it is: one publish per message, without Faust's send machinery."""
+        await self.rt.emit_acknowledged(key, event)

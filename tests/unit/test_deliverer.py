@@ -3,6 +3,7 @@ no network. What it publishes is recorded by type, as the topics table would rou
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -21,6 +22,7 @@ from shared.clinics import load_clinics
 from shared.clock import ManualClock
 from shared.events import ClinicianAlert, ConsentChanged, Event, MessageDelivered, MessageFailed, MessageSent, ReminderDue
 from shared.notifier_events import RetryScheduled
+from tests.support.kafka import eventually
 
 T0 = datetime(2026, 5, 19, 17, tzinfo=timezone.utc)
 ANA = domain.Contact(patient_id="p-ana", clinic_id="rocklin", first_name="Ana", phone="+19165550123", sms_consent=True)
@@ -35,6 +37,9 @@ class RecordingRuntime:
     emitted: list[tuple[str, Event]] = field(default_factory=list)
 
     async def emit(self, key: str, event: Event, *, wait: bool = False) -> None:
+        self.emitted.append((key, event))
+
+    async def emit_acknowledged(self, key: str, event: Event) -> None:
         self.emitted.append((key, event))
 
     def of(self, cls: type) -> list:
@@ -166,3 +171,21 @@ async def test_receipts_on_the_notifiers_internal_topic_count_toward_the_patient
         await app.on_internal(deps, "p-ana", undelivered(100 + n))
     [alert] = setup.rt.of(ClinicianAlert)
     assert alert.reasons == ["unreachable"]
+
+
+async def test_a_sent_message_is_done_only_once_the_broker_acknowledged_its_message_sent(setup: Setup):
+    """The record that caused a message is acknowledged when its handler returns: not before
+    ``message.sent`` is on the broker."""
+    acknowledged = asyncio.Event()
+
+    async def emit_acknowledged(key: str, event: Event) -> None:
+        setup.rt.emitted.append((key, event))
+        await acknowledged.wait()
+
+    setup.rt.emit_acknowledged = emit_acknowledged  # type: ignore[method-assign]
+    delivering = asyncio.create_task(setup.deliverer.deliver(reminder()))
+    await eventually(lambda: setup.rt.of(MessageSent), timeout=5, what="message.sent published")
+    assert not delivering.done()
+    acknowledged.set()
+    await asyncio.wait_for(delivering, 5)
+    assert [m.message_key for m in setup.rt.of(MessageSent)] == [reminder().message_key]

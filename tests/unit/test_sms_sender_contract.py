@@ -65,3 +65,32 @@ class TestSmsSenderContract:
         assert isinstance(await port.send_sms(PHONE, "Hello", "key-3"), RetryLater)
         assert isinstance(await port.send_sms(PHONE, "Hello", "key-3"), Sent)
         assert delivered() == [PHONE]
+
+
+# The Twilio adapter's own request (adapters/sms.py encodes the form and the credentials itself)
+
+async def test_the_twilio_adapter_posts_a_spanish_body_and_its_status_callback_exactly_as_given(fake_twilio):
+    twilio = TwilioSmsSender(fake_twilio.account_sid, fake_twilio.auth_token, from_number="+19165550100",
+                             messaging_service_sid=None, api_base=fake_twilio.url,
+                             status_callback="https://cyclecare.clinic.test/twilio/status")
+    body = "¿Cómo está, Ana? Responda 1 & 2 (100% confidencial) + gracias"
+    try:
+        outcome = await twilio.send_sms(PHONE, body, "key-4", tags={"m": "key 4/ñ", "a": "p"})
+    finally:
+        await twilio.close()
+    assert isinstance(outcome, Sent)
+    [sms] = fake_twilio.messages
+    assert (sms.to, sms.body, sms.sender) == (PHONE, body, "+19165550100")
+    assert sms.status_callback == "https://cyclecare.clinic.test/twilio/status?a=p&m=key+4%2F%C3%B1"
+
+
+async def test_sending_through_twilio_raises_no_deprecation_warning_per_message(fake_twilio, recwarn):
+    twilio = TwilioSmsSender(fake_twilio.account_sid, fake_twilio.auth_token, from_number="+19165550100",
+                             messaging_service_sid=None, api_base=fake_twilio.url)
+    try:
+        for n in range(3):
+            assert isinstance(await twilio.send_sms(PHONE, "Hello", f"key-{n}"), Sent)
+    finally:
+        await twilio.close()
+    assert [str(w.message) for w in recwarn if issubclass(w.category, DeprecationWarning)] == []
+    assert len(fake_twilio.messages) == 3
