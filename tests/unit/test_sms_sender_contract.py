@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.notifier.adapters.fake import FakeSmsSender
 from services.notifier.adapters.ports import (
@@ -13,7 +17,7 @@ from services.notifier.adapters.ports import (
     RetryLater,
     Sent,
 )
-from services.notifier.adapters.sms import TwilioSmsSender
+from services.notifier.adapters.sms import TwilioSmsSender, form_body
 
 PHONE = "+19165550123"
 # each provider-neutral situation, as the fake Twilio server provokes it and as the fake answers it
@@ -94,3 +98,12 @@ async def test_sending_through_twilio_raises_no_deprecation_warning_per_message(
         await twilio.close()
     assert [str(w.message) for w in recwarn if issubclass(w.category, DeprecationWarning)] == []
     assert len(fake_twilio.messages) == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(st.characters(blacklist_categories=["Cs"]), max_size=8),
+                       st.one_of(st.text(st.characters(blacklist_categories=["Cs"])),
+                                 st.lists(st.text(st.characters(blacklist_categories=["Cs"])), max_size=3)),
+                       max_size=6))
+def test_the_twilio_form_is_encoded_byte_for_byte_as_urllib_encodes_it(fields):
+    assert form_body(fields) == urlencode(fields, doseq=True).encode()

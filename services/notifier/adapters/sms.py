@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Mapping
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
@@ -37,11 +38,31 @@ TOO_MANY_REQUESTS = "20429"
 TWILIO_HOST = "https://api.twilio.com"
 
 
+_FORM_UNSAFE = re.compile(rb"[^A-Za-z0-9_.~ -]")
+
+
+def _percent(match: re.Match[bytes]) -> bytes:
+    return b"%%%02X" % match[0][0]
+
+
+def _form_quote(text: str) -> bytes:
+    """``quote_plus(text)``, escaping only the bytes that need it (``quote_plus`` looks at
+    every byte in Python: a twentieth of a message's CPU for a body and a callback URL)."""
+    return _FORM_UNSAFE.sub(_percent, text.encode()).replace(b" ", b"+")
+
+
+def form_body(fields: Mapping[str, object]) -> bytes:
+    """A form-encoded body, as ``urlencode(fields, doseq=True)`` encodes it."""
+    pairs = ((key, value) for key, values in fields.items()
+             for value in (values if isinstance(values, (list, tuple)) else (values,)))
+    return b"&".join(_form_quote(str(key)) + b"=" + _form_quote(str(value)) for key, value in pairs)
+
+
 class _RebasedHttpClient(AsyncTwilioHttpClient):
     """Twilio's async HTTP client with the API host replaced (``TWILIO_API_BASE``), and a
     cheaper request: the Authorization header is encoded once per credentials instead of an
     ``aiohttp.BasicAuth`` (and aiohttp's deprecation warning) per request, the form is
-    encoded without a ``FormData``, and nothing is kept for twilio's test hooks or formatted
+    encoded by :func:`form_body` instead of a ``FormData``, and nothing is kept for twilio's test hooks or formatted
     for its request log (its logger is at WARNING).
 
     Its own ``max_retries`` is never used: a retried POST can send an SMS twice.
@@ -64,8 +85,8 @@ class _RebasedHttpClient(AsyncTwilioHttpClient):
                       allow_redirects=False) -> Response:  # noqa: ANN001
         if self.session is None:
             raise RuntimeError("the Twilio HTTP client has no session")
-        if isinstance(data, dict):  # the form, encoded as aiohttp's FormData would, without building one
-            data = urlencode(data, doseq=True).encode()
+        if isinstance(data, dict):
+            data = form_body(data)
         headers = {**(headers or {}), "Authorization": self._authorization}
         async with self.session.request(
             method.upper(), self._rebased(url), params=params, data=data, headers=headers,
@@ -98,16 +119,18 @@ class TwilioSmsSender:
         else:
             params["from_"] = self._from or ""
         if self._status_callback:
-            query = f"?{urlencode(sorted(tags.items()))}" if tags else ""
+            query = f"?{form_body(dict(sorted(tags.items()))).decode()}" if tags else ""
             params["status_callback"] = self._status_callback + query
         try:
             async with asyncio.timeout(self._timeout):  # the client ignores its own timeout, so bound the call here
-                message = await self._twilio().messages.create_async(**params)
+                # create_async is this call and then a MessageInstance of some forty fields, three
+                # RFC 2822 dates parsed among them, of which we read the sid (twilio is pinned)
+                message, _, _ = await self._twilio().messages._create_async(**params)  # noqa: SLF001
         except TwilioRestException as exc:
             return outcome_of(exc.status, str(exc.code) if exc.code is not None else None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return RetryLater(f"network: {type(exc).__name__}", "network")
-        return Sent(message.sid)
+        return Sent(message["sid"])
 
     def _twilio(self) -> Client:
         """The client is made on first use: its HTTP session needs the running loop."""
