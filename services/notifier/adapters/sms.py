@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sys
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -38,24 +37,28 @@ TOO_MANY_REQUESTS = "20429"
 TWILIO_HOST = "https://api.twilio.com"
 
 
-_FORM_UNSAFE = re.compile(rb"[^A-Za-z0-9_.~ -]")
+class _FormQuotes(dict):
+    """``str.translate``'s table for a form field: every character as ``quote_plus`` writes
+    it (ASCII filled in, any other character's UTF-8 escapes added when first seen)."""
+
+    def __missing__(self, code: int) -> str:
+        self[code] = "".join(f"%{byte:02X}" for byte in chr(code).encode())
+        return self[code]
 
 
-def _percent(match: re.Match[bytes]) -> bytes:
-    return b"%%%02X" % match[0][0]
-
-
-def _form_quote(text: str) -> bytes:
-    """``quote_plus(text)``, escaping only the bytes that need it (``quote_plus`` looks at
-    every byte in Python: a twentieth of a message's CPU for a body and a callback URL)."""
-    return _FORM_UNSAFE.sub(_percent, text.encode()).replace(b" ", b"+")
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_FORM_QUOTES = _FormQuotes({code: chr(code) if chr(code) in _SAFE else f"%{code:02X}" for code in range(128)})
+_FORM_QUOTES[ord(" ")] = "+"
 
 
 def form_body(fields: Mapping[str, object]) -> bytes:
-    """A form-encoded body, as ``urlencode(fields, doseq=True)`` encodes it."""
+    """A form-encoded body, as ``urlencode(fields, doseq=True)`` encodes it, one C loop per
+    field (``quote_plus`` looks at every byte in Python: a twentieth of a message's CPU for
+    a body and a callback URL)."""
     pairs = ((key, value) for key, values in fields.items()
              for value in (values if isinstance(values, (list, tuple)) else (values,)))
-    return b"&".join(_form_quote(str(key)) + b"=" + _form_quote(str(value)) for key, value in pairs)
+    return "&".join(f"{str(key).translate(_FORM_QUOTES)}={str(value).translate(_FORM_QUOTES)}"
+                    for key, value in pairs).encode()
 
 
 class _RebasedHttpClient(AsyncTwilioHttpClient):
