@@ -107,3 +107,14 @@ async def test_sending_through_twilio_raises_no_deprecation_warning_per_message(
                        max_size=6))
 def test_the_twilio_form_is_encoded_byte_for_byte_as_urllib_encodes_it(fields):
     assert form_body(fields) == urlencode(fields, doseq=True).encode()
+
+
+async def test_a_twilio_answer_slower_than_the_timeout_comes_back_as_retry_later(fake_twilio):
+    twilio = TwilioSmsSender(fake_twilio.account_sid, fake_twilio.auth_token, from_number="+19165550100",
+                             messaging_service_sid=None, api_base=fake_twilio.url, timeout=0.2)
+    fake_twilio.latency = 2.0
+    try:
+        outcome = await twilio.send_sms(PHONE, "Hello", "key-5")
+    finally:
+        await twilio.close()
+    assert isinstance(outcome, RetryLater) and outcome.code == "network"

@@ -63,16 +63,19 @@ def form_body(fields: Mapping[str, object]) -> bytes:
 
 class _RebasedHttpClient(AsyncTwilioHttpClient):
     """Twilio's async HTTP client with the API host replaced (``TWILIO_API_BASE``), and a
-    cheaper request: the Authorization header is encoded once per credentials instead of an
+    cheaper request: the Authorization header is encoded once instead of an
     ``aiohttp.BasicAuth`` (and aiohttp's deprecation warning) per request, the form is
-    encoded by :func:`form_body` instead of a ``FormData``, and nothing is kept for twilio's test hooks or formatted
-    for its request log (its logger is at WARNING).
+    encoded by :func:`form_body` instead of a ``FormData``, and nothing is kept for twilio's
+    test hooks or formatted for its request log (its logger is at WARNING).
 
     Its own ``max_retries`` is never used: a retried POST can send an SMS twice.
     """
 
     def __init__(self, base_url: str, timeout: float, credentials: tuple[str, str]) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(pool_connections=False, timeout=timeout)
+        # twilio hands aiohttp no timeout (None: none at all); the session's total bounds each
+        # request with the timer aiohttp sets anyway
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self._base = base_url.rstrip("/")
         self._authorization = aiohttp.encode_basic_auth(*credentials)  # the client's own: twilio passes them back
 
@@ -91,9 +94,10 @@ class _RebasedHttpClient(AsyncTwilioHttpClient):
         if isinstance(data, dict):
             data = form_body(data)
         headers = {**(headers or {}), "Authorization": self._authorization}
+        bounded = {"timeout": timeout} if timeout else {}
         async with self.session.request(
             method.upper(), self._rebased(url), params=params, data=data, headers=headers,
-            allow_redirects=allow_redirects, timeout=timeout,
+            allow_redirects=allow_redirects, **bounded,
         ) as response:
             return Response(response.status, await response.text(), response.headers)
 
@@ -125,10 +129,9 @@ class TwilioSmsSender:
             query = f"?{form_body(dict(sorted(tags.items()))).decode()}" if tags else ""
             params["status_callback"] = self._status_callback + query
         try:
-            async with asyncio.timeout(self._timeout):  # the client ignores its own timeout, so bound the call here
-                # create_async is this call and then a MessageInstance of some forty fields, three
-                # RFC 2822 dates parsed among them, of which we read the sid (twilio is pinned)
-                message, _, _ = await self._twilio().messages._create_async(**params)  # noqa: SLF001
+            # create_async is this call and then a MessageInstance of some forty fields, three
+            # RFC 2822 dates parsed among them, of which we read the sid (twilio is pinned)
+            message, _, _ = await self._twilio().messages._create_async(**params)  # noqa: SLF001
         except TwilioRestException as exc:
             return outcome_of(exc.status, str(exc.code) if exc.code is not None else None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
