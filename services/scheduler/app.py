@@ -18,7 +18,7 @@ from shared.codec import dead_letter, encode
 from shared.config import Settings
 from shared.failures import describe
 from shared.events import ConsentChanged, Event, PatientDischarged, PatientSnapshot, TimerSkipped, TreatmentRecorded
-from shared.scheduler_events import FIRE_GROUP_MAX, TimerFire
+from shared.scheduler_events import TimerFire
 from shared.streaming import PartitionedTable, Runtime
 from services.scheduler import domain
 from services.scheduler.adapters.alerts_api import add_alert_routes
@@ -38,8 +38,12 @@ BATCH_MAX = 1000
 BATCH_WITHIN = 0.2
 # Patients with a fire command sent and not answered yet, at most: a catch-up goes out a
 # slice at a time as answers arrive, rather than 100,000 at once. More in flight than a
-# worker answers within the retry delay would all be sent twice.
-FIRE_COMMANDS_IN_FLIGHT = 5000
+# worker answers within the retry delay would all be sent twice. Two batches' worth: the
+# agent plans one while the next one's commands arrive.
+FIRE_COMMANDS_IN_FLIGHT = 10_000
+# Patients one fire command names (at most FIRE_GROUP_MAX): a batch of BATCH_MAX commands is
+# then 4,000 patients, so a catch-up fills its batches and never waits BATCH_WITHIN for more.
+FIRE_GROUP = 4
 # A fire command not answered within 20 ticks, and never sooner than this many seconds, is
 # sent again. With the 0.2 s ticks of tests and benchmarks, 20 ticks (4 s) are less than a
 # worker takes to answer the commands in flight (5,000 in about 5 s): only a loop too busy
@@ -165,7 +169,7 @@ async def reject(d: Deps, rejected: domain.Rejected) -> Awaitable[Any]:
     metrics.FAILED.labels(d.rt.service, topics.treatments).inc()
     record = dead_letter(encode(treatment), topic=topics.treatments, partition=-1, offset=-1,
                          error=f"InvalidTreatment: {rejected.reason}", service=d.rt.service)
-    return await d.rt.topic(topics.dlq).send(key=treatment.patient_id.encode(), value=record)
+    return await d.rt.send(topics.dlq, treatment.patient_id.encode(), record)
 
 
 async def plan(d: Deps, batch: Batch, record: Any, handler: Callable[[Deps, Batch, Event], None]) -> None:
@@ -228,12 +232,11 @@ async def ask_again(d: Deps) -> None:
 async def ask(d: Deps, now: datetime) -> None:
     due = d.wheel.pop_due(now, retry_at=now + d.unanswered_after)
     for partition, command in fire_commands(d.wheel.by_partition(due), now):
-        await d.rt.topic(d.rt.topics.scheduler_commands).send(key=command.patient_id.encode(), value=encode(command),
-                                                              partition=partition)
+        await d.rt.send(d.rt.topics.scheduler_commands, command.patient_id.encode(), encode(command), partition)
 
 
 def fire_commands(groups: dict[int | None, list[str]], now: datetime) -> list[tuple[int | None, TimerFire]]:
-    """One command per FIRE_GROUP_MAX patients kept in the same partition, sent there; one per
+    """One command per FIRE_GROUP patients kept in the same partition, sent there; one per
     patient, keyed by patient, where the partition is not known (a schedule stored before
     the stored form named it)."""
     commands: list[tuple[int | None, TimerFire]] = []
@@ -241,8 +244,8 @@ def fire_commands(groups: dict[int | None, list[str]], now: datetime) -> list[tu
         if partition is None:
             commands += [(None, TimerFire(patient_id=patient_id, at=now)) for patient_id in patients]
             continue
-        for start in range(0, len(patients), FIRE_GROUP_MAX):
-            first, *also = patients[start:start + FIRE_GROUP_MAX]
+        for start in range(0, len(patients), FIRE_GROUP):
+            first, *also = patients[start:start + FIRE_GROUP]
             commands.append((partition, TimerFire(patient_id=first, also=also, at=now)))
     return commands
 

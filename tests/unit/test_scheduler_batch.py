@@ -15,7 +15,7 @@ import pytest
 from shared.clinics import load_clinics
 from shared.clock import ManualClock
 from shared.events import ConsentChanged, TreatmentRecorded
-from shared.scheduler_events import TimerFire
+from shared.scheduler_events import FIRE_GROUP_MAX, TimerFire
 from shared.streaming import PartitionedTable
 from shared.topics import Topics
 from services.scheduler import app, domain
@@ -168,14 +168,18 @@ def test_one_fire_command_naming_several_patients_fires_each_of_them_in_its_part
 
 
 def test_due_patients_are_commanded_in_groups_sent_to_their_partition_and_singly_where_it_is_unknown():
-    patients = [f"p-{n}" for n in range(450)]
+    patients = [f"p-{n}" for n in range(2 * app.FIRE_GROUP + 1)]
     commands = app.fire_commands({3: patients, None: ["old-1", "old-2"]}, NOW)
     grouped = [(partition, [c.patient_id, *c.also]) for partition, c in commands if partition is not None]
     assert [partition for partition, _ in grouped] == [3, 3, 3]
-    assert [len(named) for _, named in grouped] == [200, 200, 50]
+    assert [len(named) for _, named in grouped] == [app.FIRE_GROUP, app.FIRE_GROUP, 1]
     assert [p for _, named in grouped for p in named] == patients  # each once, in order
     assert [(partition, c.patient_id, c.also) for partition, c in commands if partition is None] == \
         [(None, "old-1", []), (None, "old-2", [])]
+
+
+def test_a_fire_command_names_no_more_patients_than_one_command_may_carry():
+    assert 1 <= app.FIRE_GROUP <= FIRE_GROUP_MAX
 
 
 def test_a_patient_whose_clinic_left_the_clinics_file_does_not_hold_up_the_others_in_a_fire_command():

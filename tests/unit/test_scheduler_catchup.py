@@ -26,7 +26,8 @@ class Commands:
     def __init__(self) -> None:
         self.patients: list[str] = []
 
-    async def send(self, key: bytes, value: bytes, partition: int | None = None) -> None:
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+        assert topic == Topics("unit").scheduler_commands
         _, command = decode_record(key, value)
         self.patients += [command.patient_id, *command.also]
 
@@ -34,7 +35,7 @@ class Commands:
 def deps(wheel: TimerWheel, ready: bool = True) -> tuple[app.Deps, Commands]:
     commands = Commands()
     runtime = SimpleNamespace(service="scheduler", topics=Topics("unit"), ready=lambda: ready,
-                              topic=lambda name: commands)
+                              send=commands.send)
     d = app.Deps(rt=runtime, clinics=load_clinics(None), clock=ManualClock(NOW), schedules={},  # type: ignore[arg-type]
                  wheel=wheel, unanswered_after=timedelta(minutes=1), needs_rebuild=False, indexed=0)
     return d, commands
