@@ -199,11 +199,9 @@ class Runtime:
         await self.publish(self.topics.of(event), key, event, wait=wait)
 
     async def emit_acknowledged(self, key: str, event: Event) -> None:
-        """:meth:`emit` for a hot path, returning once the broker acknowledged ``event``: the
-        record goes straight to the producer (its batches, its default partitioner, as
-        ``Topic.send`` would), without Faust's per-send FutureMessage, serializer lookups,
-        sensors and callbacks."""
-        await (await self.app.producer.send(self.topics.of(event), key.encode(), encode(event), None, None, None))
+        """:meth:`emit` for a hot path, returning once the broker acknowledged ``event``
+        (through :meth:`send`, as :meth:`publish` with ``wait``)."""
+        await self.publish(self.topics.of(event), key, event, wait=True)
 
     # --- consuming ----------------------------------------------------------------
 
