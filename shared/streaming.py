@@ -198,11 +198,6 @@ class Runtime:
         """Publish ``event`` to its topic, found by its type (``shared.topics.TOPIC_OF``)."""
         await self.publish(self.topics.of(event), key, event, wait=wait)
 
-    async def emit_acknowledged(self, key: str, event: Event) -> None:
-        """:meth:`emit` for a hot path, returning once the broker acknowledged ``event``
-        (through :meth:`send`, as :meth:`publish` with ``wait``)."""
-        await self.publish(self.topics.of(event), key, event, wait=True)
-
     # --- consuming ----------------------------------------------------------------
 
     async def dead_letter(self, record: Any, error: str) -> None:

@@ -211,5 +211,5 @@ class Deliverer:
 
     async def report(self, key: str, event: Event) -> None:
         """The outcome on ``cyclecare.deliveries``, acknowledged by the broker before the
-        record that caused it is: one publish per message, without Faust's send machinery."""
-        await self.rt.emit_acknowledged(key, event)
+        record that caused it is (``Runtime.send``: without Faust's send machinery)."""
+        await self.rt.emit(key, event, wait=True)
