@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from shared.broker import EmbeddedBroker, ensure_topics, free_port
 from shared.readiness import NotReady, wait_until_ready
 from shared.topics import Topics
+from tests.support.workers import cpu_seconds
 
 ROOT = Path(__file__).parents[2]
 TREATED_ON = "2026-03-02"
@@ -137,8 +138,7 @@ class Worker:
 
     def cpu_seconds(self) -> float:
         """User and system CPU time of the worker process so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)

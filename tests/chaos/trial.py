@@ -12,7 +12,7 @@ import asyncio
 import base64
 import json
 import logging
-import os
+import math
 import random
 import re
 import signal
@@ -553,12 +553,9 @@ def crash_reason(log: str) -> str:
 
 
 def cpu_seconds(worker: WorkerProcess) -> float:
-    """User + system CPU time of a worker process so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{worker._process.pid}/stat").read_text().rsplit(")", 1)[1].split()  # noqa: SLF001
-    except (OSError, AttributeError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a worker process so far (0 for one not running)."""
+    used = worker.cpu_seconds()
+    return 0.0 if math.isnan(used) else used
 
 
 async def _ready(http: aiohttp.ClientSession, url: str) -> bool:
