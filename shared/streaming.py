@@ -6,6 +6,7 @@ entry point. Services stay free of this detail.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -88,22 +89,36 @@ class _App(faust.App):
         return _Transport(self.conf.broker_consumer, self)
 
 
+# The cyclic collector's thresholds in a worker (Python's are 700, 10, 10). A batch keeps
+# thousands of objects alive until its flush; collected every 700 allocations they survived
+# into the oldest generation, and a scheduler holding 100,000 patients ran a full collection
+# (108 ms each) 27 times in 40 s of catch-up, 10% of its CPU. Objects freed by reference
+# counting are freed at once either way; only cycles wait longer (issue 16).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
 class PartitionedTable(faust.Table):
-    """A table whose writes can name their changelog partition. Faust takes it from the
-    current event, which inside a batch (``take``) is not the record a write belongs to:
-    a write there would land in another key's partition and be recovered by the wrong worker."""
+    """A table written by batches: each write names its changelog partition and returns the
+    broker's acknowledgement. Faust takes the partition from the current event, which inside
+    a batch (``take``) is not the record a write belongs to: a write there would land in
+    another key's partition and be recovered by the wrong worker."""
 
-    _partition: int | None = None
+    # Runtime.send, set by Runtime.table: straight to the aiokafka producer Faust made
+    send: Callable[[str, bytes, bytes, int | None], Awaitable[Awaitable[Any]]] | None = None
 
-    def set_in_partition(self, partition: int, key: Any, value: Any) -> None:
-        self._partition = partition
-        try:
-            self[key] = value
-        finally:
-            self._partition = None
-
-    def partition_for_key(self, key: Any) -> int | None:
-        return super().partition_for_key(key) if self._partition is None else self._partition
+    async def put(self, partition: int, key: Any, value: Any) -> Awaitable[Any]:
+        """Keep ``value`` in memory and hand its changelog record to the producer; returns
+        the acknowledgement to await before the batch's records are. Faust's own path
+        (``self[key] = value``) sends each record from its producer buffer, a task and an
+        event-loop turn a record (issue 16). The record is the one Faust writes, same key
+        and value bytes, so a recovery reads it back the same way."""
+        assert self.send is not None, "a PartitionedTable is made by Runtime.table"
+        topic = self.changelog_topic
+        key_bytes, _ = topic.prepare_key(key, None)
+        value_bytes, _ = topic.prepare_value(value, None)
+        ack = await self.send(topic.get_topic_name(), key_bytes, value_bytes, partition)
+        self.data[key] = value
+        return ack
 
 
 class Runtime:
@@ -168,6 +183,7 @@ class Runtime:
                                   partitions=self.settings.partitions)
         table = PartitionedTable(self.app, name=name, default=None, beacon=self.app.tables.beacon, schema=schema,
                                  value_type=value_type, partitions=self.settings.partitions)
+        table.send = self.send
         return self.app.tables.add(table)
 
     async def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> Awaitable[Any]:
@@ -346,6 +362,7 @@ class Runtime:
 
     def run_worker(self) -> None:
         configure_logging(self.settings.log_format, self.settings.log_level)
+        gc.set_threshold(*GC_THRESHOLDS)
         # Before Faust subscribes: a broker that creates topics on first use would give
         # them its default partition count and break co-partitioning with the tables.
         asyncio.run(create_topics(self.settings))

@@ -150,15 +150,20 @@ async def flush(d: Deps, batch: Batch) -> None:
     for event in batch.skipped():
         log.info("%s", skipped_line(event))
     batch.published()
-    for write in batch.writes():
-        store(d, write)
-    d.indexed = len(d.schedules)
+    await asyncio.gather(*[await store(d, write) for write in batch.writes()])
     for schedule, partition in batch.armed():
         d.arm(schedule, partition)
 
 
-def store(d: Deps, write: Write) -> None:
-    d.schedules.set_in_partition(write.partition, write.patient_id, domain.to_stored(write.schedule, write.partition))
+async def store(d: Deps, write: Write) -> Awaitable[Any]:
+    """Write one schedule into its changelog partition; returns the acknowledgement to await.
+    A new patient counts as indexed at once (the wheel learns it when the flush ends): the
+    tick, running while the flush waits for the broker, must not take our own write for a
+    schedule recovered behind the wheel's back and rebuild it, every patient, every tick."""
+    new = write.patient_id not in d.schedules
+    ack = await d.schedules.put(write.partition, write.patient_id, domain.to_stored(write.schedule, write.partition))
+    d.indexed += new
+    return ack
 
 
 async def reject(d: Deps, rejected: domain.Rejected) -> Awaitable[Any]:

@@ -5,6 +5,7 @@ partition, and what the batch decided is collected for one flush."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date
 from types import SimpleNamespace
@@ -134,24 +135,29 @@ def d_rules():
     return load_clinics(None).require("rocklin").rules
 
 
-class RecordingTable(PartitionedTable):
-    """The real table class with the changelog send recorded instead of produced."""
-
-    def send_changelog(self, partition, key, value, key_serializer=None, value_serializer=None):  # noqa: ANN001
-        self.sent.append((partition, key))
-        return SimpleNamespace(message=SimpleNamespace(partition=partition))
-
-
-def test_a_write_naming_its_partition_goes_to_that_changelog_partition():
+def test_a_write_goes_to_the_changelog_partition_it_names_as_faust_would_encode_it():
     faust_app = faust.App("unit-partitioned", broker="kafka://127.0.0.1:1")
-    table = RecordingTable(faust_app, name="schedules", default=None, partitions=8)
-    table.sent = []
-    table.set_in_partition(6, "p-1", {"v": 2})
-    table.set_in_partition(1, "p-2", {"v": 2})
-    assert table.sent == [(6, "p-1"), (1, "p-2")]
-    assert table["p-1"] == {"v": 2}
-    with pytest.raises(TypeError, match="outside of stream"):  # without a partition: faust's current event, none here
-        table["p-3"] = {"v": 2}
+    table = PartitionedTable(faust_app, name="schedules", default=None, partitions=8,
+                             schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="raw"),
+                             value_type=bytes)
+    sent = []
+
+    async def send(topic, key, value, partition):  # noqa: ANN001, ANN202 - Runtime.send's shape
+        sent.append((topic, key, value, partition))
+        return asyncio.get_running_loop().create_future()
+
+    table.send = send
+
+    async def write() -> None:
+        await table.put(6, "p-1", b'{"v":3}')
+        await table.put(1, "p-2", b'{"v":3}')
+
+    asyncio.run(write())
+    changelog = table.changelog_topic.get_topic_name()
+    assert sent == [(changelog, b'"p-1"', b'{"v":3}', 6), (changelog, b'"p-2"', b'{"v":3}', 1)]
+    assert table["p-1"] == b'{"v":3}' and table["p-2"] == b'{"v":3}'
+    with pytest.raises(TypeError, match="outside of stream"):  # Faust's own path needs a current event: none here
+        table["p-3"] = b"{}"
 
 
 def test_one_fire_command_naming_several_patients_fires_each_of_them_in_its_partition():
@@ -219,3 +225,30 @@ def test_a_stored_schedule_that_cannot_be_read_is_left_out_of_the_timer_index_an
     assert "cannot index the schedule of patient p-2" in caplog.text
     with pytest.raises(domain.UnknownStoredForm):  # a record of that patient is retried, not planned on nothing
         d.load("p-2")
+
+
+class AckedLater(dict):
+    """The schedules table, its changelog acknowledgements held back until the test releases them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ack = asyncio.get_running_loop().create_future()
+
+    async def put(self, partition: int, key: str, value: bytes) -> asyncio.Future:
+        self[key] = value
+        return self.ack
+
+
+async def test_the_tick_does_not_rebuild_the_index_for_a_batch_s_own_new_schedules_while_it_waits_for_the_broker():
+    d = deps()
+    d.schedules, d.needs_rebuild, d.indexed = AckedLater(), False, 0
+    batch, _ = counting_batch(d)
+    plan(d, batch, 3, "patients", patient())
+    plan(d, batch, 3, "treatments", treatment(date(2026, 1, 5)))
+    flushing = asyncio.create_task(app.flush(d, batch))
+    while "p-1" not in d.schedules:
+        await asyncio.sleep(0)
+    assert not app.index_stale(d)  # the tick, running now, would otherwise rebuild every patient
+    d.schedules.ack.set_result(None)
+    await flushing
+    assert not app.index_stale(d) and len(d.wheel) == 1
