@@ -149,6 +149,22 @@ class Worker:
             self.process.wait()
 
 
+class Cpu:
+    """CPU time of the worker and the broker from now on, as shares of one core over a phase."""
+
+    def __init__(self, worker_pid: int, broker_pid: int | None) -> None:
+        self.pids = (worker_pid, broker_pid)
+        self.start = [self._seconds(pid) for pid in self.pids]
+
+    @staticmethod
+    def _seconds(pid: int | None) -> float:
+        return cpu_seconds(pid) if pid else float("nan")
+
+    def share(self, wall: float) -> tuple[float, float]:
+        worker, broker = ((self._seconds(pid) - start) / wall for pid, start in zip(self.pids, self.start))
+        return worker, broker
+
+
 async def wait_metric(worker: Worker, name: str, target: float, timeout: float) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -174,18 +190,20 @@ def tick_cost(pending: int, ticks: int = 2000) -> float:
     return (time.perf_counter() - started) / ticks * 1e6
 
 
-async def count_due(bootstrap: str, topic: str, target: int, timeout: float) -> float:
+async def count_due(bootstrap: str, topic: str, target: int, timeout: float) -> tuple[float, float]:
+    """When the first and the ``target``-th distinct check-in came due (NaN if never)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     ids: set[bytes] = set()
-    deadline = time.monotonic() + timeout
+    first, deadline = float("nan"), time.monotonic() + timeout
     try:
         while len(ids) < target and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500, max_records=10000)).values():
+            for records in (await consumer.getmany(timeout_ms=100, max_records=10000)).values():
                 for record in records:
                     if b'"checkin.due"' in record.value:
                         ids.add(json.loads(record.value)["event_id"].encode())
-        return time.perf_counter() if len(ids) >= target else float("nan")
+                        first = time.perf_counter() if math.isnan(first) else first
+        return first, time.perf_counter() if len(ids) >= target else float("nan")
     finally:
         await consumer.stop()
 
@@ -260,15 +278,19 @@ async def main(args: argparse.Namespace) -> dict:
         worker = Worker(bootstrap, topics.namespace, INGEST_CLOCK, Path(tmp))
         await worker.ready()
         started = time.perf_counter()
+        cpu = Cpu(worker.process.pid, broker.pid)
         await produce(bootstrap, batch)
         done = await wait_metric(worker, "cyclecare_timers_pending", args.patients * TIMERS_PER_PATIENT, args.timeout)
+        worker_cpu, broker_cpu = cpu.share(done - started)
         ingest = len(batch) / (done - started)
         report |= {"ingest_events_per_s": round(ingest), "plain_events_per_s": rounded(plain, 0),
                    "faust_events_per_s": rounded(ceiling, 0), "ingest_ratio": rounded(ingest / plain, 3),
-                   "faust_ratio": rounded(ingest / ceiling, 3)}
+                   "faust_ratio": rounded(ingest / ceiling, 3),
+                   "ingest_worker_cpu": rounded(worker_cpu, 2), "ingest_broker_cpu": rounded(broker_cpu, 2)}
         print(f"   scheduler: {ingest:,.0f} events/s until {args.patients * TIMERS_PER_PATIENT:,} timers registered "
               f"({done - started:.1f} s); ingest_ratio {ingest / plain:.3f} (aim >= 0.1), "
-              f"faust_ratio {ingest / ceiling:.3f} (aim >= 0.9)")
+              f"faust_ratio {ingest / ceiling:.3f} (aim >= 0.9); busy: worker {worker_cpu:.0%} of a core, "
+              f"broker {broker_cpu:.0%}")
 
         rss = worker.peak_rss_mb()
         report |= {"peak_rss_mb": round(rss), "timers_held": args.patients * TIMERS_PER_PATIENT}
@@ -294,16 +316,22 @@ async def main(args: argparse.Namespace) -> dict:
         await catchup.ready()
         ready = time.perf_counter()
         profiler = profile(catchup, args.profile) if args.profile else None
-        fired = await count_due(bootstrap, topics.due, args.patients, args.timeout)
+        cpu = Cpu(catchup.process.pid, broker.pid)
+        first, fired = await count_due(bootstrap, topics.due, args.patients, args.timeout)
+        worker_cpu, broker_cpu = cpu.share(fired - ready)
         if profiler:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             profiler.wait(timeout=120)
             print(f"   py-spy profile of the catch-up worker: {args.profile}")
         report |= {"catchup_s": rounded(fired - ready, 2), "catchup_incl_start_s": rounded(fired - spawned, 2),
-                   "catchup_timers": args.patients, "catchup_rss_mb": round(catchup.peak_rss_mb())}
+                   "catchup_first_s": rounded(first - ready, 2),
+                   "catchup_timers": args.patients, "catchup_rss_mb": round(catchup.peak_rss_mb()),
+                   "catchup_worker_cpu": rounded(worker_cpu, 2), "catchup_broker_cpu": rounded(broker_cpu, 2)}
         print(f"4. catch-up: {args.patients:,} timers due while no worker ran fired in {fired - ready:.1f} s after "
               f"ready ({fired - spawned:.1f} s from start, recovery included); "
-              f"{args.patients / (fired - ready):,.0f} timers/s (aim: 100,000 in <= 30 s)")
+              f"{args.patients / (fired - ready):,.0f} timers/s (aim: 100,000 in <= 30 s), the first {first - ready:.1f} s "
+              f"after ready; busy: worker "
+              f"{worker_cpu:.0%} of a core, broker {broker_cpu:.0%}")
         catchup.stop()
     return report
 
