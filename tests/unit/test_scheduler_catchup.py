@@ -26,16 +26,18 @@ class Commands:
     def __init__(self) -> None:
         self.patients: list[str] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
-        assert topic == Topics("unit").scheduler_commands
-        _, command = decode_record(key, value)
-        self.patients += [command.patient_id, *command.also]
+    async def send_all(self, records: list[tuple[str, bytes, bytes, int | None]]) -> list:
+        for topic, key, value, _ in records:
+            assert topic == Topics("unit").scheduler_commands
+            _, command = decode_record(key, value)
+            self.patients += [command.patient_id, *command.also]
+        return []
 
 
 def deps(wheel: TimerWheel, ready: bool = True) -> tuple[app.Deps, Commands]:
     commands = Commands()
     runtime = SimpleNamespace(service="scheduler", topics=Topics("unit"), ready=lambda: ready,
-                              send=commands.send)
+                              send_all=commands.send_all)
     d = app.Deps(rt=runtime, clinics=load_clinics(None), clock=ManualClock(NOW), schedules={},  # type: ignore[arg-type]
                  wheel=wheel, unanswered_after=timedelta(minutes=1), needs_rebuild=False, indexed=0)
     return d, commands
