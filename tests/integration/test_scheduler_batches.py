@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -32,6 +33,9 @@ from tests.integration.test_scheduler_durability import (
     treatment,
 )
 from tests.support.kafka import eventually
+from tests.support.workers import WorkerProcess
+
+KILLED_MID_BATCH = "tests.support.scheduler_killed_mid_batch"
 
 
 async def enrol_and_treat_at_once(publisher, topics, clock: SimulatedClock, patients: range) -> list:
@@ -70,7 +74,7 @@ class InFlight:
 
 
 async def test_a_worker_killed_in_the_middle_of_a_batch_loses_no_moment_and_repeats_keep_their_ids(
-    start_worker, publisher, topics, watch
+    start_worker, publisher, topics, watch, worker_env, tmp_path
 ):
     anchor = time.time()
     clock = SimulatedClock(START, SPEED, anchor)
@@ -84,9 +88,15 @@ async def test_a_worker_killed_in_the_middle_of_a_batch_loses_no_moment_and_repe
     # a few days with no worker: the restarted one has thousands of moments to fire in batches
     await away_six_days(first, clock)
     in_flight = InFlight(watcher, topics.due, changelog)
-    second = await start_worker("scheduler", **clock_env(anchor))
-    caught = await eventually(in_flight, timeout=60, what="a batch published but not yet stored")
-    second.kill()  # no goodbye: the batch's table writes and offsets never happen
+    # killed by itself once the broker acknowledged its first batch's due events: the batch's
+    # table writes and offsets never happen
+    second = WorkerProcess("scheduler", worker_env | clock_env(anchor), tmp_path, module=KILLED_MID_BATCH).start()
+    try:
+        await eventually(lambda: second.returncode() is not None, timeout=90, what="the worker killed mid-batch")
+    finally:
+        second.kill()
+    assert second.returncode() == -signal.SIGKILL, second.output()[-3000:]
+    caught = await eventually(in_flight, timeout=30, what="a batch published but not stored")
 
     await start_worker("scheduler", **clock_env(anchor))
     restarted_at = clock.now()

@@ -70,6 +70,10 @@ class WorkerProcess:
     def cpu_seconds(self) -> float:
         return cpu_seconds(self._process.pid) if self._process else float("nan")
 
+    def returncode(self) -> int | None:
+        """How the process ended (a signal as minus its number), or None while it runs."""
+        return self._process.poll() if self._process else None
+
     def kill(self) -> None:
         if self._process and self._process.poll() is None:
             self._process.kill()
