@@ -35,9 +35,11 @@ log = logging.getLogger(__name__)
 # Faust queues a table's changelog writes in its producer's buffer and, once more than
 # ``max_messages`` (100 by default) wait there, stops handing consumed records to every agent
 # until the buffer is back to 100 (``Conductor``: ``wait_until_ebb``). A scheduler batch
-# writes thousands of keys at once, so each batch stalled the worker's consumer for up to a
-# second: fire commands reached the agent 1 to 5 s after they were sent (issue 16). The
-# buffer only holds writes already made in memory; Faust flushes it before every commit.
+# wrote thousands of keys at once, so each batch stalled the worker's consumer for up to a
+# second: fire commands reached the agent 1 to 5 s after they were sent (issue 16). Those
+# writes now go past the buffer (``PartitionedTable.put_all``); the bound stays for any other
+# table written in a burst. The buffer only holds writes already made in memory; Faust
+# flushes it before every commit.
 PRODUCER_BUFFER_MAX = 50_000
 # mode names a service's logger after the module that subclasses it, which would file
 # Faust's own "[^--Consumer]: Starting..." lines under cyclecare; keep them Faust's (WARNING+).
@@ -91,7 +93,7 @@ class _App(faust.App):
 
 PRODUCER_BATCH_BYTES = 262_144  # aiokafka's default is 16 KB (issue 16; see Runtime)
 PRODUCER_REQUEST_BYTES = 4_000_000  # its default is 1 MB
-Record = tuple[str, bytes, bytes, "int | None"]  # topic, key, value, partition (None: the key's)
+Record = tuple[str, bytes, bytes, int | None]  # topic, key, value, partition (None: the key's)
 
 # The cyclic collector's thresholds in a worker (Python's are 700, 10, 10). A batch keeps
 # thousands of objects alive until its flush; collected every 700 allocations they survived
@@ -218,9 +220,12 @@ class Runtime:
         producer's queue, twice per fired patient (issue 16)."""
         producer = await self._producer()
         by_partition: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+        known: set[str] = set()  # topics whose metadata the producer has
         for topic, key, value, partition in records:
             if partition is None:
-                await producer.partitions_for(topic)  # the topic's metadata, as send would wait for it
+                if topic not in known:
+                    await producer.partitions_for(topic)  # the topic's metadata, as send would wait for it
+                    known.add(topic)
                 partition = self.app.producer.key_partition(topic, key).partition
             by_partition.setdefault((topic, partition), []).append((key, value))
         acks: list[Awaitable[Any]] = []
@@ -232,7 +237,6 @@ class Runtime:
                     batch = producer.create_batch()
                     if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a batch: alone
                         acks.append(await producer.send(topic, value, key=key, partition=partition))
-                        batch = producer.create_batch()
             if batch.record_count():
                 acks.append(await producer.send_batch(batch, topic, partition=partition))
         return acks
