@@ -235,8 +235,7 @@ class Runtime:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
                     acks.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = producer.create_batch()
-                    if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a batch: alone
-                        acks.append(await producer.send(topic, value, key=key, partition=partition))
+                    batch.append(key=key, value=value, timestamp=None)  # a batch takes its first record whatever its size
             if batch.record_count():
                 acks.append(await producer.send_batch(batch, topic, partition=partition))
         return acks

@@ -1,6 +1,6 @@
 """``Runtime.send_all`` on the real broker: records handed over as whole batches arrive in
 the partition they name, or in the one ``Runtime.send`` would pick for their key, in the
-order given, more of them than fit in one batch."""
+order given, more of them than fit in one batch, and one larger than a batch among them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.broker import ensure_topics
 from shared.config import load_settings
-from shared.streaming import Runtime
+from shared.streaming import PRODUCER_BATCH_BYTES, Runtime
 from shared.topics import Topics
 
 RECORDS = 3000  # 1 KB each: far more than one producer batch (16 KB) per partition
@@ -39,17 +39,20 @@ async def test_records_sent_as_batches_arrive_in_their_partitions_in_order(broke
     await ensure_topics(broker.bootstrap_servers, [named, keyed], partitions)
     try:
         records = [(named, b"k%d" % n, b"%06d" % n + b"x" * 1000, n % partitions) for n in range(RECORDS)]
+        # one record larger than a whole producer batch, in the middle of partition 0's: sent alone, in its place
+        records.insert(RECORDS // 2, (named, b"large", b"L" * (PRODUCER_BATCH_BYTES + 1000), 0))
+        named_records = records[:RECORDS + 1]
         records += [(keyed, b"patient-%d" % n, b"%06d" % n, None) for n in range(50)]
         await asyncio.gather(*await rt.send_all(records))
         single = [await rt.send(keyed, b"patient-%d" % n, b"single") for n in range(50)]
         chosen = {(await ack).partition for ack in single}
-        named_seen = await read_back(broker.bootstrap_servers, named, partitions, RECORDS)
+        named_seen = await read_back(broker.bootstrap_servers, named, partitions, len(named_records))
         keyed_seen = await read_back(broker.bootstrap_servers, keyed, partitions, 100)
     finally:
         await rt.app.producer.stop()
 
     for partition, got in named_seen.items():
-        assert got == [(key, value) for _, key, value, p in records[:RECORDS] if p == partition]
+        assert got == [(key, value) for _, key, value, p in named_records if p == partition]
     where = {key: partition for partition, got in keyed_seen.items() for key, value in got if value != b"single"}
     single_where = {key: partition for partition, got in keyed_seen.items() for key, value in got if value == b"single"}
     assert where == single_where and len(where) == 50 and len(chosen) > 1
